@@ -30,5 +30,10 @@ public sealed class Conv1D : nn.Module<Tensor, Tensor>
 
     public long OutFeatures { get; }
 
-    public override Tensor forward(Tensor x) => torch.addmm(bias, x.reshape(-1, InFeatures), weight).view([.. x.shape[..^1], OutFeatures]);
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        long[] outShape = [.. x.shape[..^1], OutFeatures];
+        return torch.addmm(bias, x.reshape(-1, InFeatures), weight, 1, 1).view(outShape).MoveToOuterDisposeScope();
+    }
 }
