@@ -1,0 +1,185 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Text.RegularExpressions;
+using PeftSharp.Core;
+
+namespace PeftSharp.Methods.Lora;
+
+/// <summary>
+/// LoRA (Hu et al., arXiv 2106.09685): <c>y = W x + s · B A dropout(x)</c>, <c>s = lora_alpha / r</c>
+/// (<c>lora_alpha / √r</c> with rsLoRA, arXiv 2312.03732). Keys and defaults are PEFT's <c>LoraConfig</c>.
+/// </summary>
+public sealed record LoraConfig : AdapterConfig
+{
+    /// <summary>PEFT type string written to adapter_config.json.</summary>
+    public const string Type = "LORA";
+
+    public override string PeftType => Type;
+
+    /// <summary>Rank r (PEFT default 8).</summary>
+    [JsonPropertyName("r")]
+    public int Rank { get; init; } = 8;
+
+    /// <summary>Scale numerator α (PEFT default 8).</summary>
+    [JsonPropertyName("lora_alpha")]
+    public double Alpha { get; init; } = 8;
+
+    /// <summary>Dropout probability on the adapter input only (PEFT default 0).</summary>
+    [JsonPropertyName("lora_dropout")]
+    public double Dropout { get; init; }
+
+    /// <summary>Which biases train: <c>none</c>, <c>all</c> or <c>lora_only</c> (PEFT default none).</summary>
+    [JsonPropertyName("bias")]
+    public string Bias { get; init; } = "none";
+
+    /// <summary>Scale by α/√r instead of α/r.</summary>
+    [JsonPropertyName("use_rslora")]
+    public bool UseRsLora { get; init; }
+
+    /// <summary>DoRA (PEFT stores it as LoRA with this flag).</summary>
+    [JsonPropertyName("use_dora")]
+    public bool UseDora { get; init; }
+
+    /// <summary>True when the target stores its weight as <c>[in, out]</c> (GPT-2 Conv1D).</summary>
+    [JsonPropertyName("fan_in_fan_out")]
+    public bool FanInFanOut { get; init; }
+
+    /// <summary>A trainable bias on lora_B (PEFT's <c>lora_bias</c>).</summary>
+    [JsonPropertyName("lora_bias")]
+    public bool LoraBias { get; init; }
+
+    /// <summary>
+    /// <c>true</c> (A Kaiming-uniform, B = 0), <c>false</c> (both random: the adapter is not a no-op),
+    /// <c>"gaussian"</c>, <c>"pissa"</c>, <c>"pissa_niter_K"</c> or <c>"olora"</c>.
+    /// </summary>
+    [JsonPropertyName("init_lora_weights")]
+    public InitLoraWeights InitLoraWeights { get; init; } = InitLoraWeights.Default;
+
+    /// <summary>Per-module rank overrides: key matches the end of the module name. PEFT: <c>rank_pattern</c>.</summary>
+    [JsonPropertyName("rank_pattern")]
+    public IReadOnlyDictionary<string, int> RankPattern { get; init; } = new Dictionary<string, int>();
+
+    /// <summary>Per-module α overrides. PEFT: <c>alpha_pattern</c>.</summary>
+    [JsonPropertyName("alpha_pattern")]
+    public IReadOnlyDictionary<string, double> AlphaPattern { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>The scale s applied to B·A.</summary>
+    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
+
+    public override AdapterConfig ForModule(string qualifiedName)
+    {
+        var rank = Find(RankPattern, qualifiedName);
+        var alpha = Find(AlphaPattern, qualifiedName);
+        return rank is null && alpha is null ? this : this with { Rank = rank ?? Rank, Alpha = alpha ?? Alpha };
+    }
+
+    // PEFT's rule: the first pattern key (in dict order) that matches the end of the module name, `(.*\.)?KEY$`.
+    private static T? Find<T>(IReadOnlyDictionary<string, T> pattern, string name) where T : struct
+    {
+        foreach (var (key, value) in pattern)
+        {
+            if (Regex.IsMatch(name, "^(.*\\.)?(?:" + key + ")$", RegexOptions.CultureInvariant))
+            {
+                return value;
+            }
+        }
+        return null;
+    }
+
+    public override void Validate()
+    {
+        base.Validate();
+        if (Rank <= 0)
+        {
+            throw new ConfigException($"r must be > 0, got {Rank}");
+        }
+        if (Alpha <= 0 || double.IsNaN(Alpha))
+        {
+            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
+        }
+        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
+        {
+            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
+        }
+        if (Bias is not ("none" or "all" or "lora_only"))
+        {
+            throw new ConfigException($"bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
+        }
+        foreach (var (key, r) in RankPattern)
+        {
+            if (r <= 0)
+            {
+                throw new ConfigException($"rank_pattern[\"{key}\"] must be > 0, got {r}");
+            }
+        }
+        if (UseDora)
+        {
+            throw new ConfigException("use_dora: DoRA is not implemented yet in PeftSharp (planned with the layer-variant methods)");
+        }
+        if (LoraBias)
+        {
+            throw new ConfigException("lora_bias: a bias on lora_B is not supported yet in PeftSharp");
+        }
+        InitLoraWeights.Validate();
+    }
+}
+
+/// <summary>PEFT's <c>init_lora_weights</c>: a bool or a method name.</summary>
+[JsonConverter(typeof(InitLoraWeightsConverter))]
+public sealed record InitLoraWeights(bool? Flag, string? Method)
+{
+    public static InitLoraWeights Default { get; } = new(true, null);
+
+    public static InitLoraWeights Random { get; } = new(false, null);
+
+    public static InitLoraWeights Gaussian { get; } = new(null, "gaussian");
+
+    public static InitLoraWeights Pissa { get; } = new(null, "pissa");
+
+    public static InitLoraWeights Olora { get; } = new(null, "olora");
+
+    public static InitLoraWeights PissaWithNiter(int k) => new(null, "pissa_niter_" + k);
+
+    /// <summary>Subspace iterations for a randomized PiSSA SVD, or null for the exact SVD.</summary>
+    public int? PissaNiter => Method is not null && Method.StartsWith("pissa_niter_", StringComparison.Ordinal)
+        ? int.Parse(Method["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture)
+        : null;
+
+    public bool IsPissa => Method == "pissa" || PissaNiter is not null;
+
+    internal void Validate()
+    {
+        if (Method is null or "gaussian" or "pissa" or "olora")
+        {
+            return;
+        }
+        if (Method.StartsWith("pissa_niter_", StringComparison.Ordinal) && int.TryParse(Method["pissa_niter_".Length..], out var k) && k >= 0)
+        {
+            return;
+        }
+        throw new ConfigException($"init_lora_weights \"{Method}\" is not supported (true, false, \"gaussian\", \"pissa\", \"pissa_niter_K\", \"olora\")");
+    }
+
+    private sealed class InitLoraWeightsConverter : JsonConverter<InitLoraWeights>
+    {
+        public override InitLoraWeights Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.TokenType switch
+        {
+            JsonTokenType.True => Default,
+            JsonTokenType.False => Random,
+            JsonTokenType.String => new InitLoraWeights(null, reader.GetString()),
+            _ => throw new JsonException($"expected true, false or a method name, got {reader.TokenType}"),
+        };
+
+        public override void Write(Utf8JsonWriter writer, InitLoraWeights value, JsonSerializerOptions options)
+        {
+            if (value.Flag is bool b)
+            {
+                writer.WriteBooleanValue(b);
+            }
+            else
+            {
+                writer.WriteStringValue(value.Method);
+            }
+        }
+    }
+}
