@@ -52,6 +52,10 @@ public abstract record AdapterConfig
     [JsonExtensionData]
     public Dictionary<string, JsonElement>? UnknownKeys { get; init; }
 
+    /// <summary>True when creating an adapter rewrites the base weight (PiSSA, OLoRA, …), so a failed load must restore it.</summary>
+    [JsonIgnore]
+    public virtual bool RewritesBaseWeights => false;
+
     /// <summary>The configuration that applies to one module (rank/alpha patterns resolve here). Default: this.</summary>
     public virtual AdapterConfig ForModule(string qualifiedName) => this;
 

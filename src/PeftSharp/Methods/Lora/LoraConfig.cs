@@ -14,7 +14,11 @@ public sealed record LoraConfig : AdapterConfig
     /// <summary>PEFT type string written to adapter_config.json.</summary>
     public const string Type = "LORA";
 
+    [JsonIgnore]
     public override string PeftType => Type;
+
+    /// <summary>PiSSA and OLoRA rewrite the base weight into a residual when an adapter is created.</summary>
+    public override bool RewritesBaseWeights => InitLoraWeights.IsPissa || InitLoraWeights.Method == "olora";
 
     /// <summary>Rank r (PEFT default 8).</summary>
     [JsonPropertyName("r")]
@@ -64,6 +68,7 @@ public sealed record LoraConfig : AdapterConfig
     public IReadOnlyDictionary<string, double> AlphaPattern { get; init; } = new Dictionary<string, double>();
 
     /// <summary>The scale s applied to B·A.</summary>
+    [JsonIgnore]
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
     public override AdapterConfig ForModule(string qualifiedName)
@@ -141,10 +146,12 @@ public sealed record InitLoraWeights(bool? Flag, string? Method)
     public static InitLoraWeights PissaWithNiter(int k) => new(null, "pissa_niter_" + k);
 
     /// <summary>Subspace iterations for a randomized PiSSA SVD, or null for the exact SVD.</summary>
+    [JsonIgnore]
     public int? PissaNiter => Method is not null && Method.StartsWith("pissa_niter_", StringComparison.Ordinal)
         ? int.Parse(Method["pissa_niter_".Length..], System.Globalization.CultureInfo.InvariantCulture)
         : null;
 
+    [JsonIgnore]
     public bool IsPissa => Method == "pissa" || PissaNiter is not null;
 
     internal void Validate()

@@ -1,0 +1,12 @@
+using PeftSharp.Methods.Lora;
+
+namespace PeftSharp.Core;
+
+/// <summary>The methods PeftSharp ships. One line per method.</summary>
+internal static class BuiltinMethods
+{
+    public static void Register(MethodRegistry registry)
+    {
+        registry.Add(new LoraMethod());
+    }
+}

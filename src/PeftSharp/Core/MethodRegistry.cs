@@ -1,0 +1,154 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+
+namespace PeftSharp.Core;
+
+/// <summary>
+/// What a method contributes: its names, its config type and its layer. Adding a method is one folder with a class
+/// implementing this and one line in <see cref="BuiltinMethods"/>.
+/// </summary>
+public interface IAdapterMethod
+{
+    /// <summary>The name users type (<c>peft train --method lora</c>).</summary>
+    string Name { get; }
+
+    /// <summary>PEFT's <c>peft_type</c> (e.g. <c>LORA</c>).</summary>
+    string PeftType { get; }
+
+    /// <summary>Other <c>peft_type</c> strings this method reads (e.g. <c>BONE</c> for <c>MISS</c>).</summary>
+    IReadOnlyList<string> Aliases => [];
+
+    /// <summary>One line: what it trains, and the paper.</summary>
+    string Description { get; }
+
+    /// <summary>Trainable parameters of one adapted d_in × d_out layer, as a formula.</summary>
+    string ParameterCountFormula { get; }
+
+    /// <summary>The config record (deserialised from adapter_config.json).</summary>
+    Type ConfigType { get; }
+
+    /// <summary>Whether the method can wrap this layer.</summary>
+    bool Supports(BaseLayer layer);
+
+    /// <summary>A new, empty adapter layer around <paramref name="layer"/>; adapters are added to it afterwards.</summary>
+    AdapterLayer CreateLayer(BaseLayer layer);
+}
+
+/// <summary>The registered methods, keyed by PEFT type and by name; also reads and writes their configs.</summary>
+public sealed class MethodRegistry
+{
+    private static readonly Lazy<MethodRegistry> s_default = new(() =>
+    {
+        var r = new MethodRegistry();
+        BuiltinMethods.Register(r);
+        return r;
+    });
+
+    private readonly List<IAdapterMethod> _methods = [];
+
+    /// <summary>The registry with every built-in method.</summary>
+    public static MethodRegistry Default => s_default.Value;
+
+    internal static JsonSerializerOptions JsonOptions { get; } = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+        NumberHandling = JsonNumberHandling.Strict,
+        PropertyNameCaseInsensitive = false,
+    };
+
+    public IReadOnlyList<IAdapterMethod> Methods => _methods;
+
+    public void Add(IAdapterMethod method)
+    {
+        foreach (var key in new[] { method.PeftType, method.Name }.Concat(method.Aliases))
+        {
+            if (Find(key) is { } existing)
+            {
+                throw new PeftException($"method key '{key}' of {method.Name} is already registered by {existing.Name}");
+            }
+        }
+        _methods.Add(method);
+    }
+
+    /// <summary>The method for a PEFT type or name (case-insensitive, '-' and '_' ignored), or throws listing the known ones.</summary>
+    public IAdapterMethod Get(string peftTypeOrName) =>
+        Find(peftTypeOrName) ?? throw new PeftException(
+            $"unknown adapter method '{peftTypeOrName}'; known: {string.Join(", ", _methods.Select(m => $"{m.Name} ({m.PeftType})"))}");
+
+    public IAdapterMethod? Find(string key)
+    {
+        var k = Normalise(key);
+        return _methods.FirstOrDefault(m => Normalise(m.PeftType) == k || Normalise(m.Name) == k || m.Aliases.Any(a => Normalise(a) == k));
+    }
+
+    /// <summary>The method that owns a config object.</summary>
+    public IAdapterMethod ForConfig(AdapterConfig config) => Get(config.PeftType);
+
+    /// <summary>Reads adapter_config.json text; <paramref name="source"/> names the file in errors.</summary>
+    public AdapterConfig ParseConfig(string json, string source)
+    {
+        JsonObject obj;
+        try
+        {
+            obj = JsonNode.Parse(json) as JsonObject ?? throw new ConfigException($"{source}: the top level must be a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{source}: not valid JSON ({e.Message})", e);
+        }
+        if (!obj.TryGetPropertyValue("peft_type", out var typeNode) || typeNode is not JsonValue v || !v.TryGetValue<string>(out var peftType))
+        {
+            throw new ConfigException($"{source}: \"peft_type\" is missing or not a string");
+        }
+        var method = Find(peftType) ?? throw new ConfigException(
+            $"{source}: unknown peft_type \"{peftType}\"; supported: {string.Join(", ", _methods.Select(m => m.PeftType))}");
+        obj.Remove("peft_type");
+        AdapterConfig config;
+        try
+        {
+            config = (AdapterConfig)(obj.Deserialize(method.ConfigType, JsonOptions)
+                ?? throw new ConfigException($"{source}: empty config"));
+        }
+        catch (JsonException e)
+        {
+            var key = e.Path is { Length: > 2 } p ? p[2..] : "?";
+            throw new ConfigException($"{source}: key \"{key}\" has the wrong type or value ({FirstSentence(e.Message)})", e);
+        }
+        catch (Exception e) when (e is InvalidOperationException or NotSupportedException or FormatException or ArgumentException)
+        {
+            throw new ConfigException($"{source}: {e.Message}", e);
+        }
+        try
+        {
+            config.Validate();
+        }
+        catch (ConfigException e)
+        {
+            throw new ConfigException($"{source}: {e.Message}", e);
+        }
+        return config;
+    }
+
+    /// <summary>adapter_config.json text: keys sorted and indented by 2, as PEFT's <c>save_pretrained</c> writes them.</summary>
+    public string SerializeConfig(AdapterConfig config)
+    {
+        var node = JsonSerializer.SerializeToNode(config, config.GetType(), JsonOptions)!.AsObject();
+        node["peft_type"] = config.PeftType;
+        var sorted = new JsonObject();
+        foreach (var (key, value) in node.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            sorted[key] = value?.DeepClone();
+        }
+        return sorted.ToJsonString(JsonOptions);
+    }
+
+    private static string Normalise(string s) => s.Replace("-", "", StringComparison.Ordinal).Replace("_", "", StringComparison.Ordinal).ToUpperInvariant();
+
+    private static string FirstSentence(string message)
+    {
+        var i = message.IndexOf(" Path:", StringComparison.Ordinal);
+        return i > 0 ? message[..i] : message;
+    }
+}

@@ -1,0 +1,76 @@
+using TorchSharp.Modules;
+
+namespace PeftSharp.Core;
+
+public sealed partial class PeftModel
+{
+    /// <summary>PEFT's names of the input/output embedding layers whose base weight is saved with an adapter that targets them.</summary>
+    private static readonly string[] s_embeddingLayerNames = ["embed_tokens", "lm_head"];
+
+    /// <summary>
+    /// One adapter's tensors under the names PEFT saves them with (<c>get_peft_model_state_dict</c>):
+    /// <c>base_model.model.&lt;module&gt;.lora_A.weight</c> (no adapter name), modules_to_save copies under the module's own
+    /// name, the base weight of an adapted embedding, and trained biases.
+    /// </summary>
+    public IReadOnlyDictionary<string, Parameter> AdapterStateDict(string adapterName)
+    {
+        var config = _configs.TryGetValue(adapterName, out var c) ? c : throw new PeftException($"no adapter '{adapterName}'");
+        var result = new Dictionary<string, Parameter>(StringComparer.Ordinal);
+        var saveEmbeddings = config.TargetModules?.Names?.Any(n => s_embeddingLayerNames.Contains(n)) == true;
+        foreach (var (name, layer) in AdapterLayers())
+        {
+            if (!layer.AdapterNames.Contains(adapterName))
+            {
+                continue;
+            }
+            foreach (var (key, p) in layer.AdapterTensors(adapterName))
+            {
+                result[NamePrefix + name + "." + key] = p;
+            }
+            if (saveEmbeddings && layer.Base.Kind == BaseLayerKind.Embedding)
+            {
+                result[NamePrefix + name + ".base_layer.weight"] = layer.Base.Weight;
+            }
+            if (BiasMode(adapterName) == "lora_only" && layer.Base.Bias is { } bias)
+            {
+                result[NamePrefix + name + ".base_layer.bias"] = bias;
+            }
+        }
+        foreach (var (name, wrapper) in SavedModules())
+        {
+            if (wrapper.Has(adapterName))
+            {
+                foreach (var (key, p) in wrapper.AdapterTensors(adapterName))
+                {
+                    result[NamePrefix + name + "." + key] = p;
+                }
+            }
+        }
+        if (BiasMode(adapterName) == "all")
+        {
+            foreach (var (name, p) in Model.named_parameters())
+            {
+                if ((name == "bias" || name.EndsWith(".bias", StringComparison.Ordinal)) && !name.Contains(".original_module.", StringComparison.Ordinal))
+                {
+                    result.TryAdd(NamePrefix + name, p);
+                }
+            }
+        }
+        return result;
+    }
+
+    /// <summary>Keys that may be absent from a PEFT file (PEFT only writes an embedding's base weight in some versions/modes).</summary>
+    internal static bool IsOptionalKey(string key) => key.EndsWith(".base_layer.weight", StringComparison.Ordinal);
+
+    /// <summary>The config as it is saved: all-linear resolved to the adapted module names, as PEFT writes it.</summary>
+    public AdapterConfig ConfigForSave(string adapterName)
+    {
+        var config = _configs[adapterName];
+        if (config.TargetModules is { IsAllLinear: true })
+        {
+            var names = AdapterLayers().Where(l => l.Layer.AdapterNames.Contains(adapterName)).Select(l => l.Name).ToArray();
+            config = config with { TargetModules = TargetModules.Of(names) };
+        }
+        return config with { InferenceMode = true };
+    }
+}

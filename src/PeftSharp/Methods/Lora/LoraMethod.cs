@@ -1,0 +1,21 @@
+using PeftSharp.Core;
+
+namespace PeftSharp.Methods.Lora;
+
+/// <summary>Registry entry for LoRA (PEFT <c>LORA</c>).</summary>
+public sealed class LoraMethod : IAdapterMethod
+{
+    public string Name => "lora";
+
+    public string PeftType => LoraConfig.Type;
+
+    public string Description => "Low-rank update s·B·A on frozen weights (Hu et al. 2021, arXiv 2106.09685); rsLoRA, PiSSA, OLoRA inits";
+
+    public string ParameterCountFormula => "r·(d_in + d_out)";
+
+    public Type ConfigType => typeof(LoraConfig);
+
+    public bool Supports(BaseLayer layer) => true;
+
+    public AdapterLayer CreateLayer(BaseLayer layer) => new LoraLayer(layer);
+}
