@@ -1,0 +1,128 @@
+using PeftSharp.Core;
+using PeftSharp.IO.Safetensors;
+using TorchSharp;
+
+namespace PeftSharp.IO;
+
+/// <summary>
+/// Reads and writes adapters in Hugging Face PEFT's folder format: <c>adapter_config.json</c> +
+/// <c>adapter_model.safetensors</c>; the adapter named <c>default</c> in the folder itself, any other in a subfolder of
+/// its name (as PEFT's <c>save_pretrained</c>). Loading validates every name and shape before the model keeps anything.
+/// </summary>
+public static class PeftAdapterFiles
+{
+    public const string ConfigFileName = "adapter_config.json";
+    public const string WeightsFileName = "adapter_model.safetensors";
+    public const string DefaultAdapterName = "default";
+
+    private static readonly Dictionary<string, string> s_metadata = new() { ["format"] = "pt" };
+
+    /// <summary>Saves the given adapters (all when none are named). Each file is written atomically.</summary>
+    public static void Save(PeftModel model, string directory, params string[] adapterNames)
+    {
+        var names = adapterNames.Length > 0 ? adapterNames : [.. model.Configs.Keys];
+        foreach (var name in names)
+        {
+            var folder = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
+            Directory.CreateDirectory(folder);
+            var tensors = model.AdapterStateDict(name)
+                .Select(kv => new KeyValuePair<string, torch.Tensor>(kv.Key, kv.Value))
+                .ToList();
+            SafetensorsWriter.Save(Path.Combine(folder, WeightsFileName), tensors, s_metadata);
+            AtomicFile.WriteAllText(Path.Combine(folder, ConfigFileName), model.Registry.SerializeConfig(model.ConfigForSave(name)));
+        }
+    }
+
+    /// <summary>Reads only the config of an adapter folder.</summary>
+    public static AdapterConfig ReadConfig(string directory, MethodRegistry? registry = null)
+    {
+        var path = Path.Combine(directory, ConfigFileName);
+        if (!File.Exists(path))
+        {
+            throw new PeftException($"{directory}: no {ConfigFileName} (is this a PEFT adapter folder?)");
+        }
+        string text;
+        try
+        {
+            text = File.ReadAllText(path, new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true));
+        }
+        catch (System.Text.DecoderFallbackException e)
+        {
+            throw new ConfigException($"{path}: not valid UTF-8", e);
+        }
+        return (registry ?? MethodRegistry.Default).ParseConfig(text, path);
+    }
+
+    /// <summary>Opens the weights file of an adapter folder (never a pickle: a .bin-only adapter is refused).</summary>
+    public static SafetensorsFile OpenWeights(string directory)
+    {
+        var path = Path.Combine(directory, WeightsFileName);
+        if (!File.Exists(path))
+        {
+            var bin = Path.Combine(directory, "adapter_model.bin");
+            throw new PeftException(File.Exists(bin)
+                ? $"{bin}: pickled PyTorch weights are not read (unpickling runs arbitrary code); convert the adapter to safetensors"
+                : $"{directory}: no {WeightsFileName}");
+        }
+        return SafetensorsFile.Open(path);
+    }
+
+    /// <summary>
+    /// Loads an adapter folder into <paramref name="model"/> as <paramref name="adapterName"/>. Names and shapes are
+    /// checked against the model before the adapter is kept; on any error the model is left as it was.
+    /// </summary>
+    public static void Load(PeftModel model, string directory, string adapterName = DefaultAdapterName, bool isTrainable = false)
+    {
+        var config = ReadConfig(directory, model.Registry);
+        using var file = OpenWeights(directory);
+        model.AddAdapter(adapterName, config, afterInject: () => CopyInto(model, adapterName, file));
+        if (!isTrainable)
+        {
+            model.InferenceMode = true;
+        }
+    }
+
+    /// <summary>Wraps a base model and loads an adapter into it (PEFT's <c>PeftModel.from_pretrained</c>).</summary>
+    public static PeftModel FromPretrained(torch.nn.Module baseModel, string directory, string adapterName = DefaultAdapterName, bool isTrainable = false, MethodRegistry? registry = null)
+    {
+        var model = PeftModel.Wrap(baseModel, registry);
+        Load(model, directory, adapterName, isTrainable);
+        return model;
+    }
+
+    private static void CopyInto(PeftModel model, string adapterName, SafetensorsFile file)
+    {
+        var expected = model.AdapterStateDict(adapterName);
+        var missing = expected.Keys.Where(k => !file.Contains(k) && !PeftModel.IsOptionalKey(k)).ToList();
+        if (missing.Count > 0)
+        {
+            throw new ModelMismatchException(
+                $"{file.Path}: {missing.Count} adapter tensor(s) the model expects are missing, e.g. '{missing[0]}'" +
+                (missing.Count > 1 ? $", '{missing[1]}'" : ""));
+        }
+        var unexpected = file.Entries.Select(e => e.Name).Where(n => !expected.ContainsKey(n)).ToList();
+        if (unexpected.Count > 0)
+        {
+            throw new ModelMismatchException(
+                $"{file.Path}: {unexpected.Count} tensor(s) match no adapted module of the model, e.g. '{unexpected[0]}'" +
+                $" (the adapter targets {model.Configs[adapterName].TargetModules})");
+        }
+        foreach (var (key, p) in expected)
+        {
+            if (file.Contains(key) && !file[key].Shape.SequenceEqual(p.shape))
+            {
+                throw new ModelMismatchException(
+                    $"{file.Path}: '{key}' is [{string.Join(", ", file[key].Shape)}] but the model's tensor is [{string.Join(", ", p.shape)}]");
+            }
+        }
+        using var _ = torch.no_grad();
+        foreach (var (key, p) in expected)
+        {
+            if (file.Contains(key))
+            {
+                using var t = file.Read(key, p.dtype, p.device);
+                p.copy_(t);
+            }
+        }
+    }
+}
