@@ -75,12 +75,12 @@ public static class Injector
     {
         if (layersPattern is not { Count: > 0 })
         {
-            var m = Regex.Match(name, @"^.*\.[^.]*\.(\d+)\.");
+            var m = Regex.Match(name, @"^(?:.*\.)?[^.]*\.(\d+)\.");
             return m.Success ? int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
         }
         foreach (var pattern in layersPattern)
         {
-            var m = Regex.Match(name, @"^.*\." + pattern + @"\.(\d+)\.");
+            var m = Regex.Match(name, @"^(?:.*\.)?" + pattern + @"\.(\d+)\.");
             if (m.Success)
             {
                 return int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
