@@ -159,6 +159,8 @@ public class HfCheckpointTests
         using var dir = new TempDir();
         Assert.Contains("no model.safetensors or model.safetensors.index.json", Assert.Throws<PeftException>(() => HfCheckpoint.Open(dir.Path)).Message);
         Assert.Contains("not found", Assert.Throws<PeftException>(() => HfCheckpoint.Open(dir.File("nope"))).Message);
+        File.Copy(SharedPaths.Fixture("bases", "llama", "model.safetensors"), dir.File("model-00001-of-00002.safetensors"));
+        Assert.Contains("found model-00001-of-00002.safetensors; shards need their index file", Assert.Throws<PeftException>(() => HfCheckpoint.Open(dir.Path)).Message);
         using var checkpoint = HfCheckpoint.Open(SharedPaths.Fixture("bases", "llama"));
         var e = Assert.Throws<ModelMismatchException>(() => checkpoint.Read("model.layers.7.mlp.up_proj.weight"));
         Assert.Contains("'model.layers.7.mlp.up_proj.weight'", e.Message);
