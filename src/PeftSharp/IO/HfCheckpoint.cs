@@ -61,7 +61,9 @@ public sealed class HfCheckpoint : IDisposable
                 $"{folder}: has only pickle weights ({string.Join(", ", pickles)}), which PeftSharp does not load (unpickling can run arbitrary code). " +
                 "Convert them to safetensors first, e.g. in Python: AutoModel.from_pretrained(folder).save_pretrained(folder, safe_serialization=True)");
         }
-        throw new PeftException($"{folder}: no {SingleFileName} or {IndexFileName} found");
+        var others = Directory.EnumerateFiles(folder, "*.safetensors").Select(System.IO.Path.GetFileName).Order(StringComparer.Ordinal).ToList();
+        var seen = others.Count > 0 ? $" (found {string.Join(", ", others)}; shards need their index file)" : "";
+        throw new PeftException($"{folder}: no {SingleFileName} or {IndexFileName} found{seen}");
     }
 
     /// <summary>The folder given to <see cref="Open"/>.</summary>

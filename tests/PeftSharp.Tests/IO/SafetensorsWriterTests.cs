@@ -158,6 +158,21 @@ public class SafetensorsWriterTests
     }
 
     [Fact]
+    public void Saving_over_a_file_that_is_open_for_reading_replaces_it()
+    {
+        using var dir = new TempDir();
+        var path = dir.File("self.safetensors");
+        using var a = torch.ones(2);
+        SafetensorsWriter.Save(path, [new("a", a)]);
+        using var file = SafetensorsFile.Open(path);
+        using var back = file.Read("a");
+        using var doubled = back * 2;
+        SafetensorsWriter.Save(path, [new("a", doubled)]);
+        using var reopened = SafetensorsFile.Open(path);
+        Assert.Equal(new float[] { 2, 2 }, reopened.Read("a").data<float>().ToArray());
+    }
+
+    [Fact]
     public void Non_contiguous_tensor_is_written_in_logical_row_major_order()
     {
         using var dir = new TempDir();

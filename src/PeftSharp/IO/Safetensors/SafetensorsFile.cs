@@ -29,7 +29,8 @@ public sealed class SafetensorsFile : IDisposable
         SafeFileHandle handle;
         try
         {
-            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+            // FileShare.Delete lets an atomic save (temp file + rename) replace a file that is still open for reading.
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

@@ -13,20 +13,20 @@ internal static class TensorBytes
     internal const long ChunkBytes = 1L << 30;
 
     /// <summary>Fills the contiguous CPU tensor <paramref name="tensor"/> from the file bytes at <paramref name="offset"/>.</summary>
-    public static void ReadInto(SafeFileHandle handle, long offset, torch.Tensor tensor, string path)
+    public static void ReadInto(SafeFileHandle handle, long offset, torch.Tensor tensor, string path, long chunkBytes = ChunkBytes)
     {
-        ForEachChunk(tensor, (span, start) => SafetensorsHeader.ReadExactly(handle, span, offset + start, path));
+        ForEachChunk(tensor, chunkBytes, (span, start) => SafetensorsHeader.ReadExactly(handle, span, offset + start, path));
     }
 
     /// <summary>Writes the bytes of the contiguous CPU tensor <paramref name="tensor"/> to <paramref name="stream"/>.</summary>
-    public static void WriteFrom(torch.Tensor tensor, Stream stream)
+    public static void WriteFrom(torch.Tensor tensor, Stream stream, long chunkBytes = ChunkBytes)
     {
-        ForEachChunk(tensor, (span, _) => stream.Write(span));
+        ForEachChunk(tensor, chunkBytes, (span, _) => stream.Write(span));
     }
 
     private delegate void ChunkAction(Span<byte> span, long byteStart);
 
-    private static void ForEachChunk(torch.Tensor tensor, ChunkAction action)
+    private static void ForEachChunk(torch.Tensor tensor, long chunkBytes, ChunkAction action)
     {
         var itemSize = tensor.ElementSize;
         var total = tensor.NumberOfElements * itemSize;
@@ -34,14 +34,14 @@ internal static class TensorBytes
         {
             return;
         }
-        if (total <= ChunkBytes)
+        if (total <= chunkBytes)
         {
             action(tensor.bytes, 0);
             return;
         }
         using var scope = torch.NewDisposeScope();
         var flat = tensor.view(-1);
-        var perChunk = ChunkBytes / itemSize;
+        var perChunk = Math.Max(1, chunkBytes / itemSize);
         for (long start = 0; start < flat.shape[0]; start += perChunk)
         {
             var part = flat.narrow(0, start, Math.Min(perChunk, flat.shape[0] - start));
