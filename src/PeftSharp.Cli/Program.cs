@@ -1,1 +1,17 @@
-Console.WriteLine("peft");
+using System.CommandLine;
+using PeftSharp.Cli.Commands;
+
+namespace PeftSharp.Cli;
+
+/// <summary>The <c>peft</c> command line: parse, call the library, print. Errors become one line (stack with --verbose).</summary>
+public static class Program
+{
+    public static int Main(string[] args)
+    {
+        var root = new RootCommand("PeftSharp: parameter-efficient fine-tuning (LoRA and its variants) for .NET, with Hugging Face PEFT files.");
+        root.Options.Add(CliErrors.Verbose);
+        root.Subcommands.Add(InspectCommand.Create());
+        root.Subcommands.Add(MethodsCommand.Create());
+        return root.Parse(args).Invoke();
+    }
+}

@@ -33,24 +33,33 @@ public static class PeftAdapterFiles
         }
     }
 
-    /// <summary>Reads only the config of an adapter folder.</summary>
+    /// <summary>Reads only the config of an adapter folder, parsed and validated by its method.</summary>
     public static AdapterConfig ReadConfig(string directory, MethodRegistry? registry = null)
+    {
+        var path = ConfigPath(directory);
+        return (registry ?? MethodRegistry.Default).ParseConfig(JsonFiles.ReadObject(path).ToJsonString(), path);
+    }
+
+    /// <summary>The config's <c>peft_type</c> and raw keys, for tools that describe adapters of any PEFT method.</summary>
+    public static (string PeftType, System.Text.Json.Nodes.JsonObject Json) ReadConfigJson(string directory)
+    {
+        var path = ConfigPath(directory);
+        var obj = JsonFiles.ReadObject(path);
+        if (obj["peft_type"] is not System.Text.Json.Nodes.JsonValue v || !v.TryGetValue<string>(out var type))
+        {
+            throw new ConfigException($"{path}: \"peft_type\" is missing or not a string");
+        }
+        return (type, obj);
+    }
+
+    private static string ConfigPath(string directory)
     {
         var path = Path.Combine(directory, ConfigFileName);
         if (!File.Exists(path))
         {
             throw new PeftException($"{directory}: no {ConfigFileName} (is this a PEFT adapter folder?)");
         }
-        string text;
-        try
-        {
-            text = File.ReadAllText(path, new System.Text.UTF8Encoding(false, throwOnInvalidBytes: true));
-        }
-        catch (System.Text.DecoderFallbackException e)
-        {
-            throw new ConfigException($"{path}: not valid UTF-8", e);
-        }
-        return (registry ?? MethodRegistry.Default).ParseConfig(text, path);
+        return path;
     }
 
     /// <summary>Opens the weights file of an adapter folder (never a pickle: a .bin-only adapter is refused).</summary>

@@ -117,10 +117,6 @@ public sealed record LoraConfig : AdapterConfig
                 throw new ConfigException($"rank_pattern[\"{key}\"] must be > 0, got {r}");
             }
         }
-        if (UseDora)
-        {
-            throw new ConfigException("use_dora: DoRA is not implemented yet in PeftSharp (planned with the layer-variant methods)");
-        }
         if (LoraBias)
         {
             throw new ConfigException("lora_bias: a bias on lora_B is not supported yet in PeftSharp");

@@ -39,6 +39,10 @@ public sealed class LoraLayer : AdapterLayer
     protected override void CreateAdapter(string adapterName, AdapterConfig config)
     {
         var c = (LoraConfig)config;
+        if (c.UseDora)
+        {
+            throw new PeftException("use_dora: DoRA is not implemented yet in PeftSharp (it comes with the layer-variant methods)");
+        }
         var r = c.Rank;
         var device = Base.Device;
         var dtype = Base.DType;

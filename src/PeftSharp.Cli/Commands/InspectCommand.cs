@@ -1,0 +1,120 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using PeftSharp.Core;
+using PeftSharp.IO;
+using Spectre.Console;
+
+namespace PeftSharp.Cli.Commands;
+
+/// <summary><c>peft inspect ADAPTER_DIR [--json]</c>: method, ranks, alpha, targets, parameter count and tensors of an adapter.</summary>
+internal static class InspectCommand
+{
+    public static Command Create()
+    {
+        var dir = new Argument<DirectoryInfo>("adapter") { Description = "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
+        var cmd = new Command("inspect", "Show an adapter's method, rank(s), alpha, targets, trainable parameter count and tensors.") { dir, json };
+        cmd.SetAction(parse => CliErrors.Run(parse, () =>
+        {
+            var report = AdapterReport.Read(parse.GetValue(dir)!.FullName);
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(report.ToJson().ToJsonString(CliJson.Options));
+            }
+            else
+            {
+                report.Render();
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+}
+
+/// <summary>What <c>inspect</c> reports, read from the files alone (no base model needed).</summary>
+internal sealed record AdapterReport(string Folder, string PeftType, string Method, JsonObject ConfigJson, IReadOnlyList<(string Name, string DType, long[] Shape)> Tensors)
+{
+    public long TrainableParameters => Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
+
+    public static AdapterReport Read(string folder)
+    {
+        // A registered method's config is parsed and validated in full; a PEFT method PeftSharp does not implement yet is
+        // still described from its raw keys and tensors (inspect needs no layer code).
+        var (peftType, json) = PeftAdapterFiles.ReadConfigJson(folder);
+        var method = MethodRegistry.Default.Find(peftType);
+        if (method is not null)
+        {
+            json = JsonNode.Parse(MethodRegistry.Default.SerializeConfig(PeftAdapterFiles.ReadConfig(folder)))!.AsObject();
+        }
+        else if (!PeftTypes.Known.Contains(peftType.ToUpperInvariant()))
+        {
+            throw new ConfigException($"{Path.Combine(folder, PeftAdapterFiles.ConfigFileName)}: unknown peft_type \"{peftType}\"");
+        }
+        using var file = PeftAdapterFiles.OpenWeights(folder);
+        var tensors = file.Entries.Select(e => (e.Name, e.DType.ToString(), e.Shape)).ToList();
+        return new AdapterReport(folder, peftType, method?.Name ?? peftType.ToLowerInvariant() + " (not implemented in PeftSharp yet)", json, tensors);
+    }
+
+    /// <summary>Rank per adapted module, read from the factor shapes (lora_A rows), so rank_pattern shows as it was applied.</summary>
+    public IReadOnlyDictionary<string, long> ModuleRanks =>
+        Tensors.Where(t => t.Name.EndsWith(".lora_A.weight", StringComparison.Ordinal) || t.Name.EndsWith(".lora_embedding_A", StringComparison.Ordinal))
+            .ToDictionary(t => ModuleOf(t.Name), t => t.Shape[0]);
+
+    private static string ModuleOf(string key)
+    {
+        var k = key.StartsWith(PeftModel.NamePrefix, StringComparison.Ordinal) ? key[PeftModel.NamePrefix.Length..] : key;
+        var i = k.IndexOf(".lora_", StringComparison.Ordinal);
+        return i < 0 ? k : k[..i];
+    }
+
+    public JsonObject ToJson()
+    {
+        var o = new JsonObject
+        {
+            ["folder"] = Folder,
+            ["peft_type"] = PeftType,
+            ["method"] = Method,
+        };
+        foreach (var key in new[] { "r", "lora_alpha", "alpha", "use_rslora", "use_dora", "lora_dropout", "task_type", "base_model_name_or_path", "modules_to_save", "layers_to_transform", "rank_pattern", "alpha_pattern" })
+        {
+            if (ConfigJson.TryGetPropertyValue(key, out var v))
+            {
+                o[key] = v?.DeepClone();
+            }
+        }
+        o["target_modules"] = ConfigJson["target_modules"]?.DeepClone();
+        o["trainable_parameters"] = TrainableParameters;
+        o["module_ranks"] = new JsonObject(ModuleRanks.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
+        o["tensors"] = new JsonArray(Tensors.Select(t => (JsonNode)new JsonObject
+        {
+            ["name"] = t.Name,
+            ["dtype"] = t.DType,
+            ["shape"] = new JsonArray(t.Shape.Select(s => (JsonNode)JsonValue.Create(s)).ToArray()),
+        }).ToArray());
+        return o;
+    }
+
+    public void Render()
+    {
+        var summary = new Table().AddColumns("key", "value").HideHeaders().Border(TableBorder.Rounded);
+        summary.AddRow("folder", Markup.Escape(Folder));
+        summary.AddRow("method", Markup.Escape($"{Method} ({PeftType})"));
+        foreach (var key in new[] { "r", "lora_alpha", "use_rslora", "task_type", "base_model_name_or_path" })
+        {
+            if (ConfigJson[key] is { } v)
+            {
+                summary.AddRow(key, Markup.Escape(v.ToJsonString()));
+            }
+        }
+        summary.AddRow("target_modules", Markup.Escape(ConfigJson["target_modules"]?.ToJsonString() ?? "null"));
+        summary.AddRow("trainable parameters", TrainableParameters.ToString("N0", System.Globalization.CultureInfo.InvariantCulture));
+        AnsiConsole.Write(summary);
+        var table = new Table().AddColumns("tensor", "dtype", "shape").Border(TableBorder.Simple);
+        foreach (var (name, dtype, shape) in Tensors)
+        {
+            table.AddRow(Markup.Escape(name), Markup.Escape(dtype), Markup.Escape("[" + string.Join(", ", shape) + "]"));
+        }
+        AnsiConsole.Write(table);
+    }
+}
