@@ -1,0 +1,110 @@
+using Microsoft.Win32.SafeHandles;
+using TorchSharp;
+
+namespace PeftSharp.IO.Safetensors;
+
+/// <summary>
+/// An open safetensors file (the Hugging Face <c>safetensors</c> format). <see cref="Open"/> reads and validates only
+/// the header; each <see cref="Read"/> reads one tensor's bytes at its offset straight into the tensor's native buffer,
+/// so a multi-GB checkpoint is never held in managed memory. Safe to read from several threads at once.
+/// </summary>
+public sealed class SafetensorsFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private readonly SafetensorsHeader _header;
+    private readonly Dictionary<string, SafetensorsEntry> _byName;
+
+    private SafetensorsFile(string path, SafeFileHandle handle, SafetensorsHeader header)
+    {
+        Path = path;
+        _handle = handle;
+        _header = header;
+        _byName = header.Entries.ToDictionary(e => e.Name, StringComparer.Ordinal);
+    }
+
+    /// <summary>Opens <paramref name="path"/> and validates its header; throws <see cref="SafetensorsException"/> naming the file if malformed.</summary>
+    public static SafetensorsFile Open(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SafetensorsException($"{path}: cannot open: {e.Message}", e);
+        }
+        try
+        {
+            return new SafetensorsFile(path, handle, SafetensorsHeader.Read(handle, path));
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The path as given to <see cref="Open"/>.</summary>
+    public string Path { get; }
+
+    /// <summary>The header's <c>__metadata__</c> string map in file order (PEFT/transformers write <c>{"format": "pt"}</c>); empty if none.</summary>
+    public IReadOnlyDictionary<string, string> Metadata => _header.Metadata;
+
+    /// <summary>The tensors in header order.</summary>
+    public IReadOnlyList<SafetensorsEntry> Entries => _header.Entries;
+
+    /// <summary>File offset where the data section (tensor offset 0) starts: 8 + header length.</summary>
+    public long DataStart => _header.DataStart;
+
+    /// <summary>True if the file holds a tensor named <paramref name="name"/> (exact, case-sensitive).</summary>
+    public bool Contains(string name) => _byName.ContainsKey(name);
+
+    /// <summary>The header entry of <paramref name="name"/>; <see cref="SafetensorsException"/> naming file and tensor if absent.</summary>
+    public SafetensorsEntry this[string name] =>
+        _byName.TryGetValue(name, out var entry)
+            ? entry
+            : throw new SafetensorsException($"{Path}: no tensor named '{name}' (the file has {_byName.Count} tensors)");
+
+    /// <summary>
+    /// Reads tensor <paramref name="name"/> into a new tensor of its stored dtype, converted to <paramref name="dtype"/>
+    /// (e.g. BF16 → Float32) and moved to <paramref name="device"/> when given. The caller owns the result.
+    /// </summary>
+    public torch.Tensor Read(string name, torch.ScalarType? dtype = null, torch.Device? device = null)
+    {
+        var entry = this[name];
+        var stored = entry.DType.ToScalarType()
+            ?? throw new SafetensorsException($"{Path}: tensor '{name}' has dtype {entry.DType}, which TorchSharp cannot hold (supported: BOOL, U8, I8, I16, F16, BF16, I32, F32, F64, I64); use ReadRaw");
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        using var scope = torch.NewDisposeScope();
+        // The bytes land in host memory first whatever the target device: the file is read by the CPU.
+        var tensor = torch.empty(entry.Shape, stored, torch.CPU);
+        TensorBytes.ReadInto(_handle, DataStart + entry.Begin, tensor, Path);
+        if (dtype is { } target && target != stored)
+        {
+            tensor = tensor.to_type(target);
+        }
+        if (device is not null)
+        {
+            tensor = tensor.to(device);
+        }
+        return tensor.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The raw little-endian bytes of tensor <paramref name="name"/> (any dtype; for small tensors: it allocates a managed array).</summary>
+    public byte[] ReadRaw(string name)
+    {
+        var entry = this[name];
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        if (entry.ByteLength > Array.MaxLength)
+        {
+            throw new SafetensorsException($"{Path}: tensor '{name}' is {entry.ByteLength} bytes, too large for ReadRaw; use Read");
+        }
+        var bytes = new byte[entry.ByteLength];
+        SafetensorsHeader.ReadExactly(_handle, bytes, DataStart + entry.Begin, Path);
+        return bytes;
+    }
+
+    public void Dispose() => _handle.Dispose();
+}
