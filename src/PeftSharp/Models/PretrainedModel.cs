@@ -43,9 +43,6 @@ public abstract class PretrainedModel : nn.Module<ModelInput, ModelOutput>
     /// </summary>
     protected internal abstract string BaseModelPrefix { get; }
 
-    /// <summary>True when this model is the bare base model (its parameter names do not start with the prefix).</summary>
-    protected internal virtual bool IsBaseModel => false;
-
     /// <summary>Checkpoint keys (in the model's naming) that are not parameters and are skipped, e.g. stored causal-mask buffers.</summary>
     protected internal virtual bool IsIgnorableCheckpointKey(string key) => false;
 
@@ -57,50 +54,4 @@ public abstract class PretrainedModel : nn.Module<ModelInput, ModelOutput>
 
     /// <summary>An empty KV cache sized for this model; decoder models only.</summary>
     public virtual KvCache CreateCache() => new(NumLayers);
-
-    /// <summary>Rejects ids outside <c>[0, vocab)</c> and non-2-D inputs before they reach an embedding lookup.</summary>
-    protected void ValidateInputIds(Tensor inputIds, long vocabSize)
-    {
-        if (inputIds.dim() != 2)
-        {
-            throw new PeftException($"{Architecture}: input_ids must be [batch, seq], got [{string.Join(", ", inputIds.shape)}]");
-        }
-        if (inputIds.dtype is not (ScalarType.Int64 or ScalarType.Int32))
-        {
-            throw new PeftException($"{Architecture}: input_ids must be int64 (or int32), got {inputIds.dtype}");
-        }
-        if (inputIds.numel() == 0)
-        {
-            throw new PeftException($"{Architecture}: input_ids is empty [{string.Join(", ", inputIds.shape)}]");
-        }
-        var min = inputIds.min().item<long>();
-        var max = inputIds.max().item<long>();
-        if (min < 0 || max >= vocabSize)
-        {
-            throw new PeftException($"{Architecture}: token id {(min < 0 ? min : max)} is outside the vocabulary [0, {vocabSize})");
-        }
-    }
-
-    /// <summary>Default position ids: <c>past .. past+T-1</c> in every row, int64 <c>[B, T]</c>.</summary>
-    protected static Tensor DefaultPositions(long batch, long length, long past, Device device)
-    {
-        return torch.arange(past, past + length, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(batch, length);
-    }
-
-    /// <summary>Checks user position ids <c>[B, T]</c> against the position table size (0 = unbounded, e.g. RoPE).</summary>
-    protected void ValidatePositions(Tensor positionIds, long batch, long length, long maxPositions)
-    {
-        if (positionIds.dim() != 2 || positionIds.shape[1] != length || (positionIds.shape[0] != batch && positionIds.shape[0] != 1))
-        {
-            throw new PeftException(
-                $"{Architecture}: position_ids is [{string.Join(", ", positionIds.shape)}]; expected [{batch}, {length}]");
-        }
-        var min = positionIds.min().item<long>();
-        var max = positionIds.max().item<long>();
-        if (min < 0 || (maxPositions > 0 && max >= maxPositions))
-        {
-            throw new PeftException(
-                $"{Architecture}: position {(min < 0 ? min : max)} is outside [0, {(maxPositions > 0 ? maxPositions.ToString() : "∞")}) (max_position_embeddings)");
-        }
-    }
 }

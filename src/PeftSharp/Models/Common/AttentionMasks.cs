@@ -72,4 +72,8 @@ public static class AttentionMasks
         positions = positions.masked_fill(mask.eq(0), 1);
         return positions.MoveToOuterDisposeScope();
     }
+
+    /// <summary>Default position ids: <c>past .. past+T-1</c> in every row (left padding included), int64 <c>[B, T]</c>.</summary>
+    public static Tensor DefaultPositionIds(long batch, long length, long past, Device device) =>
+        torch.arange(past, past + length, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(batch, length);
 }

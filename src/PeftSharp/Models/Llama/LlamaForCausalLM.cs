@@ -56,10 +56,10 @@ public class LlamaForCausalLM : PretrainedModel
     public override ModelOutput forward(ModelInput input)
     {
         using var scope = torch.NewDisposeScope();
-        ValidateInputIds(input.InputIds, TypedConfig.VocabSize);
+        InputChecks.Ids(_architecture, input.InputIds, TypedConfig.VocabSize, "input_ids", "vocab_size");
         if (input.PositionIds is not null)
         {
-            ValidatePositions(input.PositionIds, input.InputIds.shape[0], input.InputIds.shape[1], 0);
+            InputChecks.Positions(_architecture, input.PositionIds, input.InputIds);
         }
         var hidden = model.call(input);
         var logits = lm_head.call(hidden);

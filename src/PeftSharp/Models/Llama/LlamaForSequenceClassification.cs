@@ -57,10 +57,10 @@ public class LlamaForSequenceClassification : PretrainedModel
     {
         using var scope = torch.NewDisposeScope();
         var ids = input.InputIds;
-        ValidateInputIds(ids, TypedConfig.VocabSize);
+        InputChecks.Ids(_architecture, input.InputIds, TypedConfig.VocabSize, "input_ids", "vocab_size");
         if (input.PositionIds is not null)
         {
-            ValidatePositions(input.PositionIds, ids.shape[0], ids.shape[1], 0);
+            InputChecks.Positions(_architecture, input.PositionIds, input.InputIds);
         }
         var hidden = model.call(input);
         var index = Pooling.LastTokenIndex(ids, TypedConfig.PadTokenId, _architecture);

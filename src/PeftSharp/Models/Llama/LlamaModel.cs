@@ -53,7 +53,7 @@ public sealed class LlamaModel : nn.Module<ModelInput, Tensor>
             throw new PeftException(
                 $"{_architecture}: {past + length} positions exceed sliding_window {window}; longer sequences are not supported");
         }
-        var positions = input.PositionIds ?? DefaultPositions(batch, length, past, ids.device);
+        var positions = input.PositionIds ?? AttentionMasks.DefaultPositionIds(batch, length, past, ids.device);
         var h = embed_tokens.call(ids);
         var (cos, sin) = _rotary.CosSin(positions, h.dtype);
         var mask = AttentionMasks.Build(input.AttentionMask, batch, length, past, causal: true, h.dtype, h.device);
@@ -81,7 +81,4 @@ public sealed class LlamaModel : nn.Module<ModelInput, Tensor>
         }
         return cache.Length;
     }
-
-    private static Tensor DefaultPositions(long batch, long length, long past, Device device) =>
-        torch.arange(past, past + length, dtype: ScalarType.Int64, device: device).unsqueeze(0).expand(batch, length);
 }
