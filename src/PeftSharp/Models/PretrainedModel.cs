@@ -9,7 +9,7 @@ namespace PeftSharp.Models;
 /// <c>nn.Module&lt;Tensor, Tensor&gt;</c> carrying the Hugging Face name, and forwards always call through the field,
 /// so an injector can replace it (and re-register it) without other bookkeeping.
 /// </summary>
-public abstract class PretrainedModel : nn.Module<ModelInput, ModelOutput>
+public abstract class PretrainedModel : nn.Module<ModelInput, ModelOutput>, Core.IHasOutputHeads
 {
     protected PretrainedModel(string name, ModelConfig config) : base(name)
     {
