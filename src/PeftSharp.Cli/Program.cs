@@ -12,6 +12,7 @@ public static class Program
         root.Options.Add(CliErrors.Verbose);
         root.Subcommands.Add(InspectCommand.Create());
         root.Subcommands.Add(MethodsCommand.Create());
+        root.Subcommands.Add(ForwardCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
