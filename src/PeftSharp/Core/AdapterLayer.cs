@@ -120,13 +120,15 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// The adapter's tensors under the names PEFT saves them with, relative to this module
-    /// (e.g. <c>lora_A.weight</c>, <c>lora_embedding_B</c>): the adapter name is not part of the key.
+    /// The adapter's tensors under the names PEFT saves them with. A key is relative to this module
+    /// (<c>lora_A.weight</c>, <c>lora_embedding_B</c>: the adapter name is not part of it) unless it starts with
+    /// <c>base_model.</c>, which marks a tensor shared by every layer of the model (VeRA's <c>base_model.vera_A</c>); a shared
+    /// tensor is the same object in every layer that returns it and is saved once.
     /// </summary>
-    public abstract IReadOnlyDictionary<string, Parameter> AdapterTensors(string adapterName);
+    public abstract IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName);
 
-    /// <summary>Trainable parameters of one adapter (by default all of <see cref="AdapterTensors"/>).</summary>
-    public virtual IEnumerable<Parameter> TrainableParameters(string adapterName) => AdapterTensors(adapterName).Values;
+    /// <summary>Trainable parameters of one adapter (by default the Parameters among <see cref="AdapterTensors"/>).</summary>
+    public virtual IEnumerable<Parameter> TrainableParameters(string adapterName) => AdapterTensors(adapterName).Values.OfType<Parameter>();
 
     /// <summary>Closed-form ΔW of one adapter in <c>[out, in]</c> layout (Embedding: <c>[dim, vocab]</c>), or null if the method has none.</summary>
     public abstract Tensor? DeltaWeight(string adapterName);

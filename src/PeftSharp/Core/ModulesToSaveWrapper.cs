@@ -49,8 +49,8 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>The copy's parameters under PEFT's saved names (the module's own names: <c>weight</c>, <c>bias</c>).</summary>
-    public IReadOnlyDictionary<string, Parameter> AdapterTensors(string adapterName) =>
-        _copies[adapterName].named_parameters().ToDictionary(p => p.name, p => p.parameter);
+    public IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName) =>
+        _copies[adapterName].named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
 
     public override Tensor forward(Tensor x) =>
         !Disabled && ActiveAdapter is { } a && _copies.Contains(a) ? _copies[a].call(x) : _original.call(x);

@@ -1,4 +1,5 @@
-using TorchSharp.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace PeftSharp.Core;
 
@@ -7,15 +8,18 @@ public sealed partial class PeftModel
     /// <summary>PEFT's names of the input/output embedding layers whose base weight is saved with an adapter that targets them.</summary>
     private static readonly string[] s_embeddingLayerNames = ["embed_tokens", "lm_head"];
 
+    /// <summary>Keys of tensors shared model-wide start with this (PEFT: <c>base_model.vera_A</c>).</summary>
+    private const string SharedKeyPrefix = "base_model.";
+
     /// <summary>
     /// One adapter's tensors under the names PEFT saves them with (<c>get_peft_model_state_dict</c>):
     /// <c>base_model.model.&lt;module&gt;.lora_A.weight</c> (no adapter name), modules_to_save copies under the module's own
     /// name, the base weight of an adapted embedding, and trained biases.
     /// </summary>
-    public IReadOnlyDictionary<string, Parameter> AdapterStateDict(string adapterName)
+    public IReadOnlyDictionary<string, Tensor> AdapterStateDict(string adapterName)
     {
         var config = _configs.TryGetValue(adapterName, out var c) ? c : throw new PeftException($"no adapter '{adapterName}'");
-        var result = new Dictionary<string, Parameter>(StringComparer.Ordinal);
+        var result = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         var saveEmbeddings = config.TargetModules?.Names?.Any(n => s_embeddingLayerNames.Contains(n)) == true;
         foreach (var (name, layer) in AdapterLayers())
         {
@@ -23,9 +27,20 @@ public sealed partial class PeftModel
             {
                 continue;
             }
-            foreach (var (key, p) in layer.AdapterTensors(adapterName))
+            foreach (var (key, t) in layer.AdapterTensors(adapterName))
             {
-                result[NamePrefix + name + "." + key] = p;
+                if (key.StartsWith(SharedKeyPrefix, StringComparison.Ordinal))
+                {
+                    if (result.TryGetValue(key, out var existing) && !ReferenceEquals(existing, t))
+                    {
+                        throw new PeftException($"shared adapter tensor '{key}' differs between layers (layer '{name}')");
+                    }
+                    result[key] = t;
+                }
+                else
+                {
+                    result[NamePrefix + name + "." + key] = t;
+                }
             }
             if (saveEmbeddings && layer.Base.Kind == BaseLayerKind.Embedding)
             {

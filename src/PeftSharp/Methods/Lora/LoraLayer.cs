@@ -140,17 +140,17 @@ public sealed class LoraLayer : AdapterLayer
         }
     }
 
-    public override IReadOnlyDictionary<string, Parameter> AdapterTensors(string adapterName)
+    public override IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName)
     {
         if (Base.Kind == BaseLayerKind.Embedding)
         {
-            return new Dictionary<string, Parameter>
+            return new Dictionary<string, Tensor>
             {
                 ["lora_embedding_A"] = _embeddingA[adapterName],
                 ["lora_embedding_B"] = _embeddingB[adapterName],
             };
         }
-        return new Dictionary<string, Parameter>
+        return new Dictionary<string, Tensor>
         {
             ["lora_A.weight"] = WeightOf(_loraA[adapterName]),
             ["lora_B.weight"] = WeightOf(_loraB[adapterName]),
