@@ -46,6 +46,8 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>
             throw new PeftException($"adapter '{adapterName}' already exists on this layer");
         }
         CreateAdapter(adapterName, config);
+        // New submodules start in training mode; follow the wrapped layer so dropout is off in an eval-mode model.
+        train(Base.Module.training);
         _adapters.Add(adapterName);
         if (!_active.Contains(adapterName))
         {

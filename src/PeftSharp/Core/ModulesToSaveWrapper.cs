@@ -36,6 +36,7 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
     public void AddAdapter(string adapterName)
     {
         _copies.Set(adapterName, ModuleCloner.Clone(_original));
+        train(_original.training);
         ActiveAdapter ??= adapterName;
     }
 

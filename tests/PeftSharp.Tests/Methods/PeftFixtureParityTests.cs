@@ -9,13 +9,14 @@ using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 
-namespace PeftSharp.Tests.Methods.Lora;
+namespace PeftSharp.Tests.Methods;
 
 /// <summary>
-/// Every LoRA adapter Hugging Face PEFT wrote in ../shared/fixtures, on the transformers model it was made for:
-/// logits with the adapter, inside disable_adapter() and after merge_and_unload() match PEFT's within the manifest's tolerance.
+/// Every adapter Hugging Face PEFT wrote in ../shared/fixtures whose method is registered here, on the model it was made
+/// for: logits with the adapter, inside disable_adapter() and after merge_and_unload() match PEFT's within the manifest's
+/// tolerance. A newly registered method joins this table by itself.
 /// </summary>
-public class LoraPeftParityTests(ITestOutputHelper output)
+public class PeftFixtureParityTests(ITestOutputHelper output)
 {
     public static TheoryData<string> Cases()
     {
@@ -29,8 +30,8 @@ public class LoraPeftParityTests(ITestOutputHelper output)
                 continue;
             }
             var config = JsonNode.Parse(File.ReadAllText(SharedPaths.Fixture(c["adapter"]!.GetValue<string>(), "adapter_config.json")))!;
-            var kind = manifest["bases"]![c["base"]!.GetValue<string>()]!["kind"]!.GetValue<string>();
-            if (config["peft_type"]!.GetValue<string>() == "LORA" && config["use_dora"]?.GetValue<bool>() != true && kind != "torch-module")
+            var peftType = config["peft_type"]!.GetValue<string>();
+            if (MethodRegistry.Default.Find(peftType) is not null && (config["use_dora"]?.GetValue<bool>() != true || DoraSupported))
             {
                 data.Add(id);
             }
@@ -38,18 +39,25 @@ public class LoraPeftParityTests(ITestOutputHelper output)
         return data;
     }
 
+    private static bool DoraSupported => Type.GetType("PeftSharp.Methods.Dora.DoraVariant, PeftSharp") is not null;
+
     [Theory]
     [MemberData(nameof(Cases))]
-    public void Peft_lora_adapter_reproduces_adapter_disabled_and_merged_logits(string caseId)
+    public void Peft_adapter_reproduces_adapter_disabled_and_merged_logits(string caseId)
     {
         var manifest = ModelFixtures.Manifest;
         var c = manifest["cases"]![caseId]!.AsObject();
         var baseEntry = manifest["bases"]![c["base"]!.GetValue<string>()]!.AsObject();
         var tolerance = c["tolerance"]?.GetValue<double>() ?? 1e-4;
-        using var model = LoadBase(baseEntry);
         var (ids, mask, types) = ModelFixtures.Inputs(SharedPaths.Fixture(c["input"]?.GetValue<string>() ?? baseEntry["input"]!.GetValue<string>()));
-        var peft = PeftAdapterFiles.FromPretrained(model, SharedPaths.Fixture(c["adapter"]!.GetValue<string>()));
         var expected = c["expected"]!.AsObject();
+        if (baseEntry["kind"]!.GetValue<string>() == "torch-module")
+        {
+            CheckToyConv(c, ids, tolerance);
+            return;
+        }
+        using var model = LoadBase(baseEntry);
+        var peft = PeftAdapterFiles.FromPretrained(model, SharedPaths.Fixture(c["adapter"]!.GetValue<string>()));
 
         Check("adapter", Logits(model, ids, mask, types), expected["logits_adapter"]!, tolerance);
         if (expected["logits_disabled"] is { } disabledRef)
@@ -64,6 +72,24 @@ public class LoraPeftParityTests(ITestOutputHelper output)
             var merged = (PretrainedModel)peft.MergeAndUnload();
             Assert.DoesNotContain(merged.named_modules(), m => m.module is AdapterLayer or ModulesToSaveWrapper);
             Check("merged", Logits(merged, ids, mask, types), mergedRef, tolerance);
+        }
+    }
+
+    // The fixture's plain torch module (ToyConvNet): same three checks through its own forward.
+    private void CheckToyConv(JsonObject c, Tensor ids, double tolerance)
+    {
+        var net = ToyConvNet.FromFixture();
+        var peft = PeftAdapterFiles.FromPretrained(net, SharedPaths.Fixture(c["adapter"]!.GetValue<string>()));
+        var expected = c["expected"]!.AsObject();
+        using (torch.no_grad())
+        {
+            Check("adapter", net.call(ids), expected["logits_adapter"]!, tolerance);
+            using (peft.DisableAdapters())
+            {
+                Check("disabled", net.call(ids), expected["logits_disabled"]!, tolerance);
+            }
+            var merged = (nn.Module<Tensor, Tensor>)peft.MergeAndUnload();
+            Check("merged", merged.call(ids), expected["logits_merged"]!, tolerance);
         }
     }
 

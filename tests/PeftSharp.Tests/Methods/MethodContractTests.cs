@@ -1,0 +1,186 @@
+using PeftSharp.Core;
+using PeftSharp.IO;
+using PeftSharp.Methods.Lora;
+using PeftSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftSharp.Tests.Methods;
+
+/// <summary>One row per registered method: how to configure it and what its defining properties are.</summary>
+public sealed record MethodContract(
+    string Name,
+    Func<TargetModules, AdapterConfig> Config,
+    Func<BaseLayer, long> ExpectedTrainable,
+    bool IdentityAtInit = true,
+    bool Mergeable = true,
+    double InitTolerance = 0)
+{
+    public override string ToString() => Name;
+}
+
+/// <summary>
+/// The contract every registered method passes (PEFT's TEST_CASES idea): output equals the base at init where the method
+/// says so, disabled = base exactly, merged = unmerged, unmerge restores the base, save → load is bit-exact, and the
+/// trainable parameter count equals the method's formula. A method joins by adding a row to <see cref="Contracts"/>.
+/// </summary>
+public class MethodContractTests
+{
+    public static readonly IReadOnlyList<MethodContract> Contracts =
+    [
+        new("lora", t => new LoraConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("lora-rslora-dropout", t => new LoraConfig { Rank = 4, Alpha = 4, UseRsLora = true, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
+        new("lora-pissa", t => new LoraConfig { Rank = 2, Alpha = 4, InitLoraWeights = InitLoraWeights.Pissa, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
+        new("lora-olora", t => new LoraConfig { Rank = 2, Alpha = 2, InitLoraWeights = InitLoraWeights.Olora, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
+    ];
+
+    public static TheoryData<string> Names()
+    {
+        var d = new TheoryData<string>();
+        foreach (var c in Contracts)
+        {
+            d.Add(c.Name);
+        }
+        return d;
+    }
+
+    private static MethodContract Get(string name) => Contracts.Single(c => c.Name == name);
+
+    private static readonly TargetModules s_targets = TargetModules.Of("q_proj", "v_proj", "left", "proj");
+
+    private static void Randomise(PeftModel peft)
+    {
+        using var _ = torch.no_grad();
+        foreach (var p in peft.TrainableParameters())
+        {
+            p.add_(torch.randn_like(p) * 0.2);
+        }
+    }
+
+    [Fact]
+    public void Every_registered_method_has_a_contract_row()
+    {
+        foreach (var m in MethodRegistry.Default.Methods)
+        {
+            Assert.Contains(Contracts, c => MethodRegistry.Default.ForConfig(c.Config(s_targets)) == m);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Output_at_init_equals_base_where_the_method_says_so(string name)
+    {
+        var contract = Get(name);
+        torch.manual_seed(41);
+        var net = new NestedNet();
+        net.eval();
+        var x = torch.randn(3, 4);
+        using var before = net.call(x);
+        var peft = PeftModel.Create(net, contract.Config(s_targets));
+        using var after = net.call(x);
+        if (contract.IdentityAtInit)
+        {
+            Assert.True(contract.InitTolerance == 0 ? Weights.Exact(after, before) : Weights.MaxAbsDiff(after, before) <= contract.InitTolerance);
+        }
+        else
+        {
+            Assert.False(after.allclose(before), $"{name} is documented as not being the identity at init");
+        }
+        Assert.NotNull(peft);
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Disabled_is_base_merged_equals_unmerged_and_unmerge_restores(string name)
+    {
+        var contract = Get(name);
+        torch.manual_seed(42);
+        var net = new NestedNet();
+        net.eval();
+        var x = torch.randn(3, 4);
+        var peft = PeftModel.Create(net, contract.Config(s_targets));
+        using (var _ = torch.no_grad())
+        {
+            using var baseOut = DisabledOutput(peft, net, x);
+            Randomise(peft);
+            using var unmerged = net.call(x);
+            Assert.False(unmerged.allclose(baseOut), "randomised adapter must change the output");
+            using var disabled = DisabledOutput(peft, net, x);
+            Assert.True(Weights.Exact(disabled, baseOut));
+            var weights = peft.AdapterLayers().ToDictionary(l => l.Name, l => l.Layer.Base.Weight.detach().clone());
+            if (!contract.Mergeable)
+            {
+                Assert.ThrowsAny<PeftException>(() => peft.Merge());
+                return;
+            }
+            peft.Merge();
+            using var merged = net.call(x);
+            Assert.True(Weights.MaxAbsDiff(merged, unmerged) <= 1e-5 * Math.Max(1, unmerged.abs().max().item<float>()), $"{name}: merged differs");
+            peft.Unmerge();
+            foreach (var (layerName, layer) in peft.AdapterLayers())
+            {
+                var rel = (layer.Base.Weight - weights[layerName]).norm().item<float>() / weights[layerName].norm().item<float>();
+                Assert.True(rel <= 1e-6, $"{name}/{layerName}: unmerge left relative error {rel}");
+            }
+        }
+    }
+
+    private static Tensor DisabledOutput(PeftModel peft, NestedNet net, Tensor x)
+    {
+        using (peft.DisableAdapters())
+        {
+            return net.call(x);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Save_then_load_is_bit_exact(string name)
+    {
+        var contract = Get(name);
+        torch.manual_seed(43);
+        var net = new NestedNet();
+        net.eval();
+        var x = torch.randn(3, 4);
+        var baseState = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+        var peft = PeftModel.Create(net, contract.Config(s_targets));
+        Randomise(peft);
+        using var expected = net.call(x);
+        var dir = Directory.CreateTempSubdirectory("peftsharp-contract-").FullName;
+        try
+        {
+            PeftAdapterFiles.Save(peft, dir);
+            var fresh = new NestedNet();
+            using (torch.no_grad())
+            {
+                foreach (var (n, p) in fresh.named_parameters())
+                {
+                    p.copy_(baseState[n]);
+                }
+            }
+            fresh.eval();
+            var loaded = PeftAdapterFiles.FromPretrained(fresh, dir);
+            using var got = fresh.call(x);
+            Assert.True(Weights.Exact(got, expected), $"{name}: reloaded output differs by {Weights.MaxAbsDiff(got, expected)}");
+            var again = Path.Combine(dir, "again");
+            PeftAdapterFiles.Save(loaded, again);
+            Assert.Equal(File.ReadAllBytes(Path.Combine(dir, PeftAdapterFiles.WeightsFileName)), File.ReadAllBytes(Path.Combine(again, PeftAdapterFiles.WeightsFileName)));
+            Assert.Equal(File.ReadAllText(Path.Combine(dir, PeftAdapterFiles.ConfigFileName)), File.ReadAllText(Path.Combine(again, PeftAdapterFiles.ConfigFileName)));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Names))]
+    public void Trainable_parameter_count_matches_the_formula(string name)
+    {
+        var contract = Get(name);
+        var net = new NestedNet();
+        var peft = PeftModel.Create(net, contract.Config(s_targets));
+        var expected = peft.AdapterLayers().Sum(l => contract.ExpectedTrainable(l.Layer.Base));
+        Assert.Equal(expected, peft.ParameterCounts().Trainable);
+    }
+}
