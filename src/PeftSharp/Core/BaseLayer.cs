@@ -84,6 +84,21 @@ public sealed class BaseLayer
     /// <summary>Whether PEFT's <c>all-linear</c> counts this module (Linear and GPT-2 Conv1D).</summary>
     public static bool IsLinearLike(nn.Module module) => module is Linear or Conv1D;
 
+    /// <summary>
+    /// The weight in <c>[out, in]</c> layout (the layout ΔW is given in): Conv1D and Embedding weights are transposed
+    /// (Embedding becomes <c>[dim, vocab]</c>, as PEFT treats it as fan_in_fan_out). A view; no copy.
+    /// </summary>
+    public Tensor OutInWeight() => FanInFanOut || Kind == BaseLayerKind.Embedding ? Weight.t() : Weight;
+
+    /// <summary>Overwrites the weight with <paramref name="outIn"/> given in <c>[out, in]</c> layout.</summary>
+    public void SetFromOutIn(Tensor outIn)
+    {
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var w = FanInFanOut || Kind == BaseLayerKind.Embedding ? outIn.t() : outIn;
+        Weight.copy_(w.to(Weight.dtype));
+    }
+
     /// <summary>Adds <paramref name="deltaWeight"/> (in <c>[out, in]</c> layout for Linear-like layers) to the weight in place.</summary>
     public void AddToWeight(Tensor deltaWeight, double sign = 1.0)
     {

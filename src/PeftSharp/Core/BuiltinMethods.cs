@@ -7,6 +7,6 @@ internal static class BuiltinMethods
 {
     public static void Register(MethodRegistry registry)
     {
-        registry.Add(new LoraMethod());
+        registry.Add(new LoraMethod(Methods.Dora.DoraVariant.Factory));
     }
 }

@@ -32,6 +32,7 @@ public class MethodContractTests
         new("lora-rslora-dropout", t => new LoraConfig { Rank = 4, Alpha = 4, UseRsLora = true, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
         new("lora-pissa", t => new LoraConfig { Rank = 2, Alpha = 4, InitLoraWeights = InitLoraWeights.Pissa, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
         new("lora-olora", t => new LoraConfig { Rank = 2, Alpha = 2, InitLoraWeights = InitLoraWeights.Olora, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
+        new("dora", t => new LoraConfig { Rank = 3, Alpha = 6, UseDora = true, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + l.OutFeatures, InitTolerance: 1e-6),
     ];
 
     public static TheoryData<string> Names()

@@ -17,9 +17,12 @@ public sealed class LoraLayer : AdapterLayer
     private readonly AdapterParameterDict _embeddingA = new();
     private readonly AdapterParameterDict _embeddingB = new();
     private readonly Dictionary<string, LoraConfig> _configs = [];
+    private readonly Dictionary<string, ILoraVariant> _variants = [];
+    private readonly IReadOnlyList<Func<LoraConfig, ILoraVariant?>> _variantFactories;
 
-    public LoraLayer(BaseLayer baseLayer) : base(nameof(LoraLayer), baseLayer)
+    public LoraLayer(BaseLayer baseLayer, IReadOnlyList<Func<LoraConfig, ILoraVariant?>>? variantFactories = null) : base(nameof(LoraLayer), baseLayer)
     {
+        _variantFactories = variantFactories ?? [];
         register_module("lora_dropout", _dropout);
         register_module("lora_A", _loraA);
         register_module("lora_B", _loraB);
@@ -39,9 +42,10 @@ public sealed class LoraLayer : AdapterLayer
     protected override void CreateAdapter(string adapterName, AdapterConfig config)
     {
         var c = (LoraConfig)config;
-        if (c.UseDora)
+        var variant = _variantFactories.Select(f => f(c)).FirstOrDefault(v => v is not null);
+        if (c.UseDora && variant is null)
         {
-            throw new PeftException("use_dora: DoRA is not implemented yet in PeftSharp (it comes with the layer-variant methods)");
+            throw new PeftException("use_dora: no DoRA variant is registered with this LoRA method");
         }
         var r = c.Rank;
         var device = Base.Device;
@@ -92,34 +96,46 @@ public sealed class LoraLayer : AdapterLayer
         }
         _dropout.Set(adapterName, c.Dropout > 0 ? nn.Dropout(c.Dropout) : nn.Identity());
         _configs[adapterName] = c;
+        if (variant is not null)
+        {
+            variant.Init(this, adapterName);
+            _variants[adapterName] = variant;
+        }
     }
 
-    protected override void RemoveAdapter(string adapterName)
+    /// <summary>The registered child <paramref name="name"/>, created by <paramref name="create"/> on first use (variants keep their state there).</summary>
+    internal T Child<T>(string name, Func<T> create) where T : nn.Module
     {
-        _loraA.Remove(adapterName);
-        _loraB.Remove(adapterName);
-        _embeddingA.Remove(adapterName);
-        _embeddingB.Remove(adapterName);
-        _dropout.Remove(adapterName);
-        _configs.Remove(adapterName);
+        var existing = named_children().FirstOrDefault(c => c.name == name).module;
+        if (existing is T t)
+        {
+            return t;
+        }
+        var made = create();
+        register_module(name, made);
+        return made;
     }
 
-    protected override Tensor ApplyAdapter(string adapterName, Tensor x, Tensor result)
+    /// <summary>Whether the adapter's dropout is a real dropout in training mode (then the input the LoRA branch sees differs from x).</summary>
+    internal bool DropsInput(string adapterName) => training && _configs[adapterName].Dropout > 0;
+
+    internal Tensor DropoutOf(string adapterName, Tensor x) => _dropout[adapterName].call(x.dtype == Base.DType ? x : x.to(Base.DType));
+
+    /// <summary>B·A·input without the scale (Linear/Conv1D/Conv2d); for an Embedding the looked-up Aᵀ rows times Bᵀ.</summary>
+    internal Tensor Branch(string adapterName, Tensor input)
     {
-        var s = _configs[adapterName].Scaling;
         if (Base.Kind == BaseLayerKind.Embedding)
         {
             // Row lookup into Aᵀ (vocab × r); no dropout on embeddings, as PEFT.
             var a = _embeddingA[adapterName];
-            var rows = a.t().index_select(0, x.reshape(-1)).reshape([.. x.shape, a.shape[0]]);
-            return result + rows.matmul(_embeddingB[adapterName].t()) * s;
+            var rows = a.t().index_select(0, input.reshape(-1)).reshape([.. input.shape, a.shape[0]]);
+            return rows.matmul(_embeddingB[adapterName].t());
         }
-        var loraA = _loraA[adapterName];
-        var input = _dropout[adapterName].call(x.dtype == Base.DType ? x : x.to(Base.DType));
-        return result + _loraB[adapterName].call(loraA.call(input)) * s;
+        return _loraB[adapterName].call(_loraA[adapterName].call(input));
     }
 
-    public override Tensor? DeltaWeight(string adapterName)
+    /// <summary>s·B·A in <c>[out, in]</c> layout (Embedding <c>[dim, vocab]</c>; Conv2d <c>[out, in, kh, kw]</c>): LoRA's own ΔW, before any variant.</summary>
+    internal Tensor LoraDelta(string adapterName)
     {
         var s = _configs[adapterName].Scaling;
         switch (Base.Kind)
@@ -140,21 +156,87 @@ public sealed class LoraLayer : AdapterLayer
         }
     }
 
+    protected override void RemoveAdapter(string adapterName)
+    {
+        _loraA.Remove(adapterName);
+        _loraB.Remove(adapterName);
+        _embeddingA.Remove(adapterName);
+        _embeddingB.Remove(adapterName);
+        _dropout.Remove(adapterName);
+        if (_variants.Remove(adapterName, out var variant))
+        {
+            variant.Remove(this, adapterName);
+        }
+        _configs.Remove(adapterName);
+    }
+
+    protected override Tensor ApplyAdapter(string adapterName, Tensor x, Tensor result)
+    {
+        if (_variants.TryGetValue(adapterName, out var variant))
+        {
+            return variant.Forward(this, adapterName, x, result);
+        }
+        var s = _configs[adapterName].Scaling;
+        var input = Base.Kind == BaseLayerKind.Embedding ? x : DropoutOf(adapterName, x);
+        return result + Branch(adapterName, input) * s;
+    }
+
+    /// <summary>The adapter's effective ΔW (a variant such as DoRA gives <c>W' − W</c>), in <c>[out, in]</c> layout.</summary>
+    public override Tensor? DeltaWeight(string adapterName) =>
+        _variants.TryGetValue(adapterName, out var variant) ? variant.EffectiveDelta(this, adapterName) : LoraDelta(adapterName);
+
+    protected override void MergeInto(string adapterName)
+    {
+        if (_variants.TryGetValue(adapterName, out var variant))
+        {
+            variant.Merge(this, adapterName);
+        }
+        else
+        {
+            base.MergeInto(adapterName);
+        }
+    }
+
+    protected override void UnmergeFrom(string adapterName)
+    {
+        if (_variants.TryGetValue(adapterName, out var variant))
+        {
+            variant.Unmerge(this, adapterName);
+        }
+        else
+        {
+            base.UnmergeFrom(adapterName);
+        }
+    }
+
     public override IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName)
     {
         if (Base.Kind == BaseLayerKind.Embedding)
         {
-            return new Dictionary<string, Tensor>
+            return WithVariant(adapterName, new Dictionary<string, Tensor>
             {
                 ["lora_embedding_A"] = _embeddingA[adapterName],
                 ["lora_embedding_B"] = _embeddingB[adapterName],
-            };
+            });
         }
-        return new Dictionary<string, Tensor>
+        var tensors = new Dictionary<string, Tensor>
         {
             ["lora_A.weight"] = WeightOf(_loraA[adapterName]),
             ["lora_B.weight"] = WeightOf(_loraB[adapterName]),
         };
+        return WithVariant(adapterName, tensors);
+    }
+
+    private Dictionary<string, Tensor> WithVariant(string adapterName, Dictionary<string, Tensor> tensors)
+    {
+        if (_variants.TryGetValue(adapterName, out var variant))
+        {
+            foreach (var (k, v) in variant.Tensors(this, adapterName))
+            {
+                tensors[k] = v;
+            }
+        }
+        return tensors;
     }
 
     private static Parameter WeightOf(nn.Module m) => m switch

@@ -3,13 +3,16 @@ using PeftSharp.Core;
 namespace PeftSharp.Methods.Lora;
 
 /// <summary>Registry entry for LoRA (PEFT <c>LORA</c>).</summary>
-public sealed class LoraMethod : IAdapterMethod
+public sealed class LoraMethod(params Func<LoraConfig, ILoraVariant?>[] variants) : IAdapterMethod
 {
+    /// <summary>Variant factories (e.g. DoRA for <c>use_dora</c>); each returns null for configs it does not handle.</summary>
+    public IReadOnlyList<Func<LoraConfig, ILoraVariant?>> Variants { get; } = variants;
+
     public string Name => "lora";
 
     public string PeftType => LoraConfig.Type;
 
-    public string Description => "Low-rank update s·B·A on frozen weights (Hu et al. 2021, arXiv 2106.09685); rsLoRA, PiSSA, OLoRA inits";
+    public string Description => "Low-rank update s·B·A on frozen weights (Hu et al. 2021, arXiv 2106.09685); rsLoRA, PiSSA, OLoRA inits; DoRA with use_dora";
 
     public string ParameterCountFormula => "r·(d_in + d_out)";
 
@@ -17,5 +20,5 @@ public sealed class LoraMethod : IAdapterMethod
 
     public bool Supports(BaseLayer layer) => true;
 
-    public AdapterLayer CreateLayer(BaseLayer layer) => new LoraLayer(layer);
+    public AdapterLayer CreateLayer(BaseLayer layer) => new LoraLayer(layer, Variants);
 }
