@@ -3,16 +3,6 @@ using System.Text.Json;
 
 namespace PeftSharp.Tokenization.Pipeline;
 
-/// <summary>A tokenizer.json "model": turns one pre-tokenized word into ids.</summary>
-internal interface ITokenizerModel
-{
-    IReadOnlyDictionary<string, int> Vocab { get; }
-
-    void Tokenize(string word, List<int> ids);
-
-    string? IdToToken(int id);
-}
-
 /// <summary>
 /// Byte-pair encoding as tokenizers' <c>models/bpe</c> (byte-level GPT-2/Llama 3/Qwen and SentencePiece-style
 /// Llama 2 with <c>byte_fallback</c>). Our own rather than Microsoft.ML.Tokenizers' BpeTokenizer: its 2.0.1 options
@@ -55,7 +45,8 @@ internal sealed class BpeModel : ITokenizerModel
     public static BpeModel Create(JsonSection json)
     {
         var vocab = ModelVocab.Read(json);
-        if (json.Has("dropout") && json.Child("dropout").Element.GetDouble() is > 0 and < 1)
+        var dropout = json.Child("dropout").Element;
+        if (dropout.ValueKind == JsonValueKind.Number && dropout.GetDouble() > 0)
         {
             throw json.Error("BPE 'dropout' is set; PeftSharp tokenizes deterministically and does not implement BPE dropout");
         }
@@ -237,27 +228,4 @@ internal sealed class BpeModel : ITokenizerModel
 
     /// <summary>One symbol of a word being merged; Length counts merged characters and is 0 once absorbed.</summary>
     private readonly record struct Symbol(int Id, int Prev = -1, int Next = -1, int Length = 1);
-}
-
-/// <summary>Reads a model's "vocab" object (token to id).</summary>
-internal static class ModelVocab
-{
-    public static Dictionary<string, int> Read(JsonSection json)
-    {
-        var v = json.Child("vocab");
-        if (v.Element.ValueKind != JsonValueKind.Object)
-        {
-            throw json.Error($"'vocab' must be an object of token to id, found {v.Element.ValueKind}");
-        }
-        var vocab = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var p in v.Element.EnumerateObject())
-        {
-            if (p.Value.ValueKind != JsonValueKind.Number || !p.Value.TryGetInt32(out int id) || id < 0)
-            {
-                throw v.Error($"token \"{p.Name}\" has id {p.Value}, expected a non-negative integer");
-            }
-            vocab[p.Name] = id;
-        }
-        return vocab;
-    }
 }

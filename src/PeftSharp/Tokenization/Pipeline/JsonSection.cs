@@ -148,5 +148,13 @@ internal readonly struct JsonSection
         throw p.Error("pattern must be {\"String\": ...} or {\"Regex\": ...}");
     }
 
-    private static string Describe(JsonElement v) => v.ValueKind == JsonValueKind.Undefined ? "nothing" : v.ToString() is { Length: < 40 } s ? $"{v.ValueKind} {s}" : v.ValueKind.ToString();
+    private static string Describe(JsonElement v)
+    {
+        if (v.ValueKind == JsonValueKind.Undefined)
+        {
+            return "nothing";
+        }
+        var text = v.GetRawText();
+        return text.Length < 40 ? text : v.ValueKind.ToString();
+    }
 }

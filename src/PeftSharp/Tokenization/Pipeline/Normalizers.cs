@@ -9,7 +9,11 @@ internal interface INormalizer
     string Normalize(string text);
 }
 
-/// <summary>Builds normalizers from tokenizer.json, as tokenizers' <c>NormalizerWrapper</c>.</summary>
+/// <summary>
+/// Builds normalizers from tokenizer.json, as tokenizers' <c>NormalizerWrapper</c>. Not Microsoft.ML.Tokenizers'
+/// normalizers: those go through string.Normalize (a no-op on non-ASCII under InvariantGlobalization) and lack
+/// Prepend, Replace, Strip and Nmt.
+/// </summary>
 internal static class Normalizers
 {
     private static readonly string[] s_supported =

@@ -8,7 +8,10 @@ internal interface IPreTokenizer
     List<PreToken> PreTokenize(List<PreToken> pieces);
 }
 
-/// <summary>Builds pre-tokenizers from tokenizer.json, as tokenizers' <c>PreTokenizerWrapper</c>.</summary>
+/// <summary>
+/// Builds pre-tokenizers from tokenizer.json, as tokenizers' <c>PreTokenizerWrapper</c>. Not Microsoft.ML.Tokenizers'
+/// RegexPreTokenizer: it matches .NET regex on UTF-16 units (see <see cref="CodePointRegex"/>) and has no split behaviours.
+/// </summary>
 internal static class PreTokenizers
 {
     // GPT-2's word regex (encoder.py), which ByteLevel applies when use_regex is true.
