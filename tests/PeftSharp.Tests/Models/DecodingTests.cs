@@ -102,4 +102,42 @@ public class DecodingTests
         Assert.InRange(ModelFixtures.MaxAbsDiff(right, alone), 0, 1e-5);
         Assert.InRange(ModelFixtures.MaxAbsDiff(left, alone), 0, 1e-5);
     }
+
+    [Fact]
+    public void Gpt2_sequence_classifier_scores_the_last_real_token()
+    {
+        // GPT2ForSequenceClassification over the GPT2LMHeadModel fixture: a new score head (reported), the tied
+        // lm_head absent; logits must be score(h[b, last non-pad]) computed by hand from the hidden state.
+        var options = new ModelLoadOptions { Architecture = "GPT2ForSequenceClassification", NumLabels = 3, AllowNewHead = true };
+        using var model = AutoModel.FromPretrained(SharedPaths.Fixture("bases", "gpt2"), options);
+        Assert.Equal(["score.weight"], model.LoadReport!.NewlyInitialized);
+        var (ids, mask, _) = ModelFixtures.Inputs(SharedPaths.Fixture("inputs.json"));
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        var result = model.Forward(ids, mask);
+        Assert.Equal([2L, 3L], result.Logits.shape);
+        var weight = model.named_parameters().Single(p => p.name == "score.weight").parameter;
+        var hidden = result.LastHiddenState!;
+        // Row 0 has no pad: last position 11. Row 1 is right-padded from position 9: pooled at 8.
+        var expected = torch.stack([hidden[0, 11], hidden[1, 8]]).matmul(weight.t());
+        Assert.InRange(ModelFixtures.MaxAbsDiff(result.Logits, expected), 0, 1e-6);
+    }
+
+    [Fact]
+    public void Cache_keeps_gradients_of_the_new_positions()
+    {
+        using var model = AutoModel.FromPretrained(SharedPaths.Fixture("bases", "llama"));
+        using var scope = torch.NewDisposeScope();
+        using var cache = model.CreateCache();
+        var ids = torch.tensor(new long[] { 1, 5, 7 }).unsqueeze(0);
+        using (torch.no_grad())
+        {
+            model.Forward(ids, cache: cache);
+        }
+        var loss = model.Forward(ids.narrow(1, 0, 1), cache: cache).Logits.sum();
+        loss.backward();
+        var grad = model.named_parameters().Single(p => p.name == "model.layers.0.self_attn.k_proj.weight").parameter.grad;
+        Assert.NotNull(grad);
+        Assert.True(grad!.abs().sum().item<float>() > 0);
+    }
 }
