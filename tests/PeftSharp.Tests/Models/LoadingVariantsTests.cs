@@ -103,6 +103,18 @@ public class LoadingVariantsTests
         Assert.InRange(FixtureDiff(model, "llama"), 0, tolerance);
     }
 
+    [Theory]
+    [InlineData("llama-tied-rope-scaling")]
+    [InlineData("gpt2")]
+    [InlineData("bert-seqcls")]
+    public void Moving_to_float64_after_loading_converts_every_parameter_and_keeps_the_logits(string fixture)
+    {
+        using var model = AutoModel.FromPretrained(SharedPaths.Fixture("bases", fixture));
+        model.to(ScalarType.Float64);
+        Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float64, p.dtype));
+        Assert.InRange(FixtureDiff(model, fixture), 0, 1e-4);
+    }
+
     [Fact]
     public void Linear_rope_scaling_at_scaled_positions_equals_plain_rope()
     {
