@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Numerics;
 using System.Text;
 
 namespace PeftSharp.Tokenization.ChatTemplates;
@@ -34,7 +35,7 @@ internal static partial class JinjaFilters
         ["float"] = ToFloat,
         ["abs"] = (v, a) => NoArgs(a, "abs", v switch
         {
-            long l => checked(Math.Abs(l)),
+            long l => (object?)checked(Math.Abs(l)),
             double d => Math.Abs(d),
             bool b => b ? 1L : 0L,
             _ => throw new TemplateError($"bad operand type for abs(): '{Values.TypeName(v)}'"),
@@ -213,7 +214,7 @@ internal static partial class JinjaFilters
                 {
                     return precision >= 0 ? (value is bool b ? (b ? 1L : 0L) : value) : (long)(Math.Round(x / Math.Pow(10, -precision), MidpointRounding.ToEven) * Math.Pow(10, -precision));
                 }
-                return precision is >= 0 and <= 15 ? Math.Round(x, precision, MidpointRounding.ToEven) : precision > 15 ? x : Math.Round(x * scale, MidpointRounding.ToEven) / scale;
+                return RoundHalfEven(x, Math.Clamp(precision, -400, 400));
             case "ceil":
                 return Math.Ceiling(x * scale) / scale;
             case "floor":
@@ -221,6 +222,45 @@ internal static partial class JinjaFilters
             default:
                 throw new TemplateError("round method must be common, ceil or floor");
         }
+    }
+
+    /// <summary>
+    /// Python's <c>round(x, n)</c>: half to even on the exact binary value (so 2.675 gives 2.67, since the double is
+    /// 2.67499999...), computed with exact integers and parsed back correctly rounded.
+    /// </summary>
+    internal static double RoundHalfEven(double x, int n)
+    {
+        if (!double.IsFinite(x) || x == 0)
+        {
+            return x;
+        }
+        var bits = BitConverter.DoubleToInt64Bits(x);
+        var exponent = (int)((bits >> 52) & 0x7FF);
+        var mantissa = bits & 0xFFFFFFFFFFFFFL;
+        if (exponent == 0)
+        {
+            exponent = 1;
+        }
+        else
+        {
+            mantissa |= 1L << 52;
+        }
+        exponent -= 1075;
+        // |x| * 10^n = num / den exactly.
+        BigInteger num = mantissa;
+        BigInteger den = BigInteger.One;
+        num = exponent >= 0 ? num << exponent : num;
+        den = exponent < 0 ? den << -exponent : den;
+        num = n >= 0 ? num * BigInteger.Pow(10, n) : num;
+        den = n < 0 ? den * BigInteger.Pow(10, -n) : den;
+        var q = BigInteger.DivRem(num, den, out var r);
+        var twice = r * 2;
+        if (twice > den || (twice == den && !q.IsEven))
+        {
+            q += 1;
+        }
+        var result = double.Parse(q.ToString(CultureInfo.InvariantCulture) + "e" + (-n).ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        return x < 0 ? -result : result;
     }
 
     private static string Escape(object? value) => PyFormat.Str(value)

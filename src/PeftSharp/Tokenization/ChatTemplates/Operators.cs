@@ -48,7 +48,7 @@ internal static class Operators
 
     public static object? Negate(object? v) => v switch
     {
-        long l => checked(-l),
+        long l => (object?)checked(-l),
         bool b => b ? -1L : 0L,
         double d => -d,
         Undefined u => throw new TemplateError(u.Describe()),

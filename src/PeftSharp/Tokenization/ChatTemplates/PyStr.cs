@@ -144,12 +144,12 @@ internal static class PyStr
             if (!fromRight)
             {
                 result.AddRange(words.Take(keep).Select(w => (object?)s[w.Start..w.End]));
-                result.Add(Strip(s[words[keep].Start..], null, false, true));
+                result.Add(s[words[keep].Start..]);
             }
             else
             {
                 var firstKept = words.Count - keep;
-                result.Add(Strip(s[..words[firstKept - 1].End], null, true, false));
+                result.Add(s[..words[firstKept - 1].End]);
                 result.AddRange(words.Skip(firstKept).Select(w => (object?)s[w.Start..w.End]));
             }
             return result;

@@ -265,7 +265,7 @@ internal static class Values
     {
         null or string or bool or long or double => v,
         int or short or byte or sbyte or uint or ushort => Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture),
-        ulong u => u <= long.MaxValue ? (long)u : (double)u,
+        ulong u => u <= long.MaxValue ? (object?)(long)u : (double)u,
         float or decimal => Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture),
         char c => c.ToString(),
         JsonElement e => FromJson(e, path),
@@ -292,7 +292,7 @@ internal static class Values
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => e.GetString(),
-        JsonValueKind.Number => e.TryGetInt64(out var l) && !e.GetRawText().Contains('.') && !e.GetRawText().Contains('e', StringComparison.OrdinalIgnoreCase) ? l : e.GetDouble(),
+        JsonValueKind.Number => e.TryGetInt64(out var l) && !e.GetRawText().Contains('.') && !e.GetRawText().Contains('e', StringComparison.OrdinalIgnoreCase) ? (object?)l : e.GetDouble(),
         JsonValueKind.Array => e.EnumerateArray().Select((x, i) => FromJson(x, $"{path}[{i}]")).ToList(),
         _ => CopyDict(e.EnumerateObject().Select(p => new KeyValuePair<string, object?>(p.Name, FromJson(p.Value, $"{path}.{p.Name}"))), path),
     };
