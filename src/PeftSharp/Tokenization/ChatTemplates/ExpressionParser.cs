@@ -278,7 +278,7 @@ internal sealed partial class Parser
                 var member = Advance();
                 node = member.Kind switch
                 {
-                    TokenKind.Name => new AttrExpr(t.Offset, node, member.Value),
+                    TokenKind.Name => new AttrExpr(member.Offset, node, member.Value),
                     TokenKind.Integer => new ItemExpr(t.Offset, node, new ConstExpr(member.Offset, member.Literal)),
                     _ => throw Error(member.Offset, $"expected an attribute name after '.', found {Describe(member)}"),
                 };
@@ -292,7 +292,7 @@ internal sealed partial class Parser
             }
             else if (t.IsOperator("("))
             {
-                node = new CallExpr(t.Offset, node, ParseCallArgs());
+                node = new CallExpr(node.Pos, node, ParseCallArgs());
             }
             else
             {
@@ -385,7 +385,7 @@ internal sealed partial class Parser
             }
             else if (Current.IsOperator("("))
             {
-                node = new CallExpr(Current.Offset, node, ParseCallArgs());
+                node = new CallExpr(node.Pos, node, ParseCallArgs());
             }
             else
             {
