@@ -31,22 +31,8 @@ internal static class ForwardCommand
         {
             var dev = CommonOptions.ParseDevice(parse.GetValue(device));
             var (ids, mask, types) = ReadInputs(parse.GetValue(input)!.FullName, dev);
-            using var net = AutoModel.FromPretrained(parse.GetValue(model)!.FullName, new ModelLoadOptions { Device = dev });
-            PretrainedModel run = net;
-            var adapterDirs = parse.GetValue(adapters) ?? [];
-            if (adapterDirs.Length > 0)
-            {
-                var peft = PeftModel.Wrap(net);
-                for (var i = 0; i < adapterDirs.Length; i++)
-                {
-                    PeftAdapterFiles.Load(peft, adapterDirs[i].FullName, i == 0 ? PeftAdapterFiles.DefaultAdapterName : $"adapter{i}");
-                }
-                peft.SetActiveAdapters([.. peft.Configs.Keys]);
-                if (parse.GetValue(merge))
-                {
-                    run = (PretrainedModel)peft.MergeAndUnload();
-                }
-            }
+            var (run, _) = ModelLoading.Load(parse.GetValue(model)!.FullName, parse.GetValue(adapters) ?? [], parse.GetValue(merge), dev);
+            using var net = run;
             using var _ = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             var logits = run.Forward(ids, mask, types).Logits.to(ScalarType.Float32).cpu().contiguous();

@@ -40,6 +40,9 @@ public sealed record GenerationOptions
     /// <summary>Id used to left-pad shorter prompts and to fill finished rows (<c>pad_token_id</c>); masked out either way.</summary>
     public int PadTokenId { get; init; }
 
+    /// <summary>Called after each new token of a row with the row's tokens so far; true ends that row (stop strings use it).</summary>
+    public Func<int, IReadOnlyList<int>, bool>? StopWhen { get; init; }
+
     /// <summary>Throws a <see cref="PeftException"/> naming the first invalid setting.</summary>
     public void Validate()
     {

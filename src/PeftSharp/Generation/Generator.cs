@@ -83,7 +83,7 @@ public sealed class Generator
                 var token = (int)chosen[row];
                 outputs[row].Add(token);
                 onToken?.Invoke(row, token);
-                finished[row] = stop.Contains(token);
+                finished[row] = stop.Contains(token) || options.StopWhen?.Invoke(row, outputs[row]) == true;
             }
             if (finished.All(f => f) || step == options.MaxNewTokens - 1)
             {
