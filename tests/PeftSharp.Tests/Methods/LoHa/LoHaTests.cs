@@ -222,6 +222,44 @@ public class LoHaTests
         Assert.False(eval.allclose(baseOut));
     }
 
+    [Fact]
+    public void At_init_only_w2_b_gets_a_gradient_and_training_steps_leak_no_tensors()
+    {
+        torch.manual_seed(9);
+        var net = new NestedNet();
+        var peft = PeftModel.Create(net, new LoHaConfig { Rank = 2, RankDropout = 0.2, ModuleDropout = 0.1, TargetModules = TargetModules.Of("q_proj", "v_proj") });
+        // Step 0 runs in eval mode so no dropout hides the gradient check; the rest train with both dropouts.
+        net.eval();
+        var x = torch.randn(3, 4);
+        long? live = null;
+        for (var step = 0; step < 100; step++)
+        {
+            using (var scope = torch.NewDisposeScope())
+            {
+                net.train(step > 0);
+                net.call(x).pow(2).mean().backward();
+                if (step == 0)
+                {
+                    // W2b = 0 makes W2a W2b = 0, so the other three factors see a zero gradient on the first step.
+                    foreach (var (name, p) in net.named_parameters().Where(p => p.parameter.requires_grad))
+                    {
+                        var g = p.grad!.abs().max().item<float>();
+                        Assert.True(name.Contains("hada_w2_b") ? g > 0 : g == 0, $"{name}: |grad| max {g}");
+                    }
+                }
+                foreach (var p in peft.TrainableParameters())
+                {
+                    p.grad?.zero_();
+                }
+            }
+            if (step == 2)
+            {
+                live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
     internal static void Randomise(PeftModel peft)
     {
         using var _ = torch.no_grad();

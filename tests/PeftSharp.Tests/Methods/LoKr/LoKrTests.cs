@@ -188,6 +188,44 @@ public class LoKrTests
     }
 
     [Fact]
+    public void At_init_only_w1_gets_a_gradient_and_training_steps_leak_no_tensors()
+    {
+        torch.manual_seed(25);
+        var net = new NestedNet();
+        var peft = PeftModel.Create(net, new LoKrConfig { Rank = 1, RankDropout = 0.2, ModuleDropout = 0.1, TargetModules = TargetModules.Of("q_proj", "v_proj", "proj") });
+        // Step 0 runs in eval mode so no dropout hides the gradient check; the rest train with both dropouts.
+        net.eval();
+        var x = torch.randn(3, 4);
+        long? live = null;
+        for (var step = 0; step < 100; step++)
+        {
+            using (var scope = torch.NewDisposeScope())
+            {
+                net.train(step > 0);
+                net.call(x).pow(2).mean().backward();
+                if (step == 0)
+                {
+                    // W1 = 0: the right factor's gradient is W1-weighted, so only lokr_w1 moves on the first step.
+                    foreach (var (name, p) in net.named_parameters().Where(p => p.parameter.requires_grad))
+                    {
+                        var g = p.grad!.abs().max().item<float>();
+                        Assert.True(name.Contains("lokr_w1") ? g > 0 : g == 0, $"{name}: |grad| max {g}");
+                    }
+                }
+                foreach (var p in peft.TrainableParameters())
+                {
+                    p.grad?.zero_();
+                }
+            }
+            if (step == 2)
+            {
+                live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Fact]
     public void Embeddings_are_rejected_naming_the_module()
     {
         var holder = nn.Sequential(("emb", nn.Embedding(10, 4)));
