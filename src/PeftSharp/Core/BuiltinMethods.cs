@@ -1,3 +1,5 @@
+using PeftSharp.Methods.LoHa;
+using PeftSharp.Methods.LoKr;
 using PeftSharp.Methods.Lora;
 
 namespace PeftSharp.Core;
@@ -8,5 +10,7 @@ internal static class BuiltinMethods
     public static void Register(MethodRegistry registry)
     {
         registry.Add(new LoraMethod(Methods.Dora.DoraVariant.Factory));
+        registry.Add(new LoHaMethod());
+        registry.Add(new LoKrMethod());
     }
 }

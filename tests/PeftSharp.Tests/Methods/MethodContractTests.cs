@@ -1,5 +1,7 @@
 using PeftSharp.Core;
 using PeftSharp.IO;
+using PeftSharp.Methods.LoHa;
+using PeftSharp.Methods.LoKr;
 using PeftSharp.Methods.Lora;
 using PeftSharp.Tests.Support;
 using TorchSharp;
@@ -33,6 +35,18 @@ public class MethodContractTests
         new("lora-pissa", t => new LoraConfig { Rank = 2, Alpha = 4, InitLoraWeights = InitLoraWeights.Pissa, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
         new("lora-olora", t => new LoraConfig { Rank = 2, Alpha = 2, InitLoraWeights = InitLoraWeights.Olora, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
         new("dora", t => new LoraConfig { Rank = 3, Alpha = 6, UseDora = true, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + l.OutFeatures, InitTolerance: 1e-6),
+        // LoHa: four factors [out, r], [r, in] → 2r(d_in + d_out); rank_pattern "proj" hits stem.proj (4 → 6) only.
+        new("loha", t => new LoHaConfig { Rank = 2, Alpha = 4, TargetModules = t }, l => 2 * 2 * (l.InFeatures + l.OutFeatures)),
+        new("loha-pattern-dropouts", t => new LoHaConfig { Rank = 2, Alpha = 3, RankDropout = 0.3, ModuleDropout = 0.2, RankPattern = new Dictionary<string, int> { ["proj"] = 3 }, AlphaPattern = new Dictionary<string, double> { ["q_proj"] = 5 }, TargetModules = t },
+            l => l.InFeatures == 4 ? 2 * 3 * (4 + 6) : 2 * 2 * (l.InFeatures + l.OutFeatures)),
+        // LoKr, by hand: factorization(6) = (2, 3), factorization(4) = (2, 2); with decompose_factor 3: 6 → (3, 2), 4 → (2, 2).
+        // r = 2, 6×6: W1 [2, 2] + W2 [3, 3] (2 ≥ 3/2: full) = 13; 4 → 6: W1 [2, 2] + W2 [3, 2] = 10.
+        new("lokr", t => new LoKrConfig { Rank = 2, Alpha = 4, TargetModules = t }, l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 13, (4, 6) => 10, _ => throw new InvalidOperationException() }),
+        // r = 1, lycoris init: W2 decomposed (1 < 3/2): 6×6: 4 + (3 + 3) = 10; 4 → 6: 4 + (3 + 2) = 9.
+        new("lokr-r1-lycoris-init", t => new LoKrConfig { Rank = 1, Alpha = 2, InitWeights = LoKrInit.Lycoris, TargetModules = t }, l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 10, (4, 6) => 9, _ => throw new InvalidOperationException() }),
+        // r = 1, decompose_both, factor 3: 6×6: W1 [3,1]+[1,3] = 6 + W2 [2, 2] = 4 → 10; 4 → 6: W1 [3,1]+[1,2] = 5 + W2 [2, 2] = 4 → 9.
+        new("lokr-decompose-both", t => new LoKrConfig { Rank = 1, Alpha = 1, DecomposeBoth = true, DecomposeFactor = 3, RankDropout = 0.5, RankDropoutScale = true, TargetModules = t },
+            l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 10, (4, 6) => 9, _ => throw new InvalidOperationException() }),
     ];
 
     public static TheoryData<string> Names()
