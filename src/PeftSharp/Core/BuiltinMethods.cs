@@ -1,4 +1,6 @@
+using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.Miss;
 
 namespace PeftSharp.Core;
 
@@ -8,5 +10,7 @@ internal static class BuiltinMethods
     public static void Register(MethodRegistry registry)
     {
         registry.Add(new LoraMethod());
+        registry.Add(new MissMethod());
+        registry.Add(new BoneMethod());
     }
 }

@@ -1,6 +1,8 @@
 using PeftSharp.Core;
 using PeftSharp.IO;
+using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.Miss;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -32,6 +34,13 @@ public class MethodContractTests
         new("lora-rslora-dropout", t => new LoraConfig { Rank = 4, Alpha = 4, UseRsLora = true, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
         new("lora-pissa", t => new LoraConfig { Rank = 2, Alpha = 4, InitLoraWeights = InitLoraWeights.Pissa, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
         new("lora-olora", t => new LoraConfig { Rank = 2, Alpha = 2, InitLoraWeights = InitLoraWeights.Olora, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
+        // MiSS/Bone: r = 4 does not divide d_in = 6 of the 6→6 layers, so the padded-shard path runs; bat needs r | d_in, d_out.
+        new("miss", t => new MissConfig { Rank = 4, TargetModules = t }, l => 4 * l.OutFeatures),
+        new("miss-bat", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Bat, TargetModules = t }, l => l.OutFeatures / 2 * 2 * 2),
+        new("miss-mini-dropout", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Mini, MiniR = 3, Dropout = 0.1, TargetModules = t }, l => 2 * 3),
+        new("miss-random-init", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Random, TargetModules = t }, l => 2 * l.OutFeatures, IdentityAtInit: false),
+        new("bone", t => new BoneConfig { Rank = 4, TargetModules = t }, l => 4 * l.OutFeatures),
+        new("bone-bat", t => new BoneConfig { Rank = 2, InitWeights = ShardInit.Bat, TargetModules = t }, l => l.OutFeatures / 2 * 2 * 2),
     ];
 
     public static TheoryData<string> Names()
