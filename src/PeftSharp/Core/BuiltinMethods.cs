@@ -1,6 +1,8 @@
 using PeftSharp.Methods.LoHa;
 using PeftSharp.Methods.LoKr;
+using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.Miss;
 
 namespace PeftSharp.Core;
 
@@ -12,5 +14,7 @@ internal static class BuiltinMethods
         registry.Add(new LoraMethod(Methods.Dora.DoraVariant.Factory));
         registry.Add(new LoHaMethod());
         registry.Add(new LoKrMethod());
+        registry.Add(new MissMethod());
+        registry.Add(new BoneMethod());
     }
 }

@@ -2,7 +2,9 @@ using PeftSharp.Core;
 using PeftSharp.IO;
 using PeftSharp.Methods.LoHa;
 using PeftSharp.Methods.LoKr;
+using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.Miss;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -47,6 +49,13 @@ public class MethodContractTests
         // r = 1, decompose_both, factor 3: 6×6: W1 [3,1]+[1,3] = 6 + W2 [2, 2] = 4 → 10; 4 → 6: W1 [3,1]+[1,2] = 5 + W2 [2, 2] = 4 → 9.
         new("lokr-decompose-both", t => new LoKrConfig { Rank = 1, Alpha = 1, DecomposeBoth = true, DecomposeFactor = 3, RankDropout = 0.5, RankDropoutScale = true, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 10, (4, 6) => 9, _ => throw new InvalidOperationException() }),
+        // MiSS/Bone: r = 4 does not divide d_in = 6 of the 6→6 layers, so the padded-shard path runs; bat needs r | d_in, d_out.
+        new("miss", t => new MissConfig { Rank = 4, TargetModules = t }, l => 4 * l.OutFeatures),
+        new("miss-bat", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Bat, TargetModules = t }, l => l.OutFeatures / 2 * 2 * 2),
+        new("miss-mini-dropout", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Mini, MiniR = 3, Dropout = 0.1, TargetModules = t }, l => 2 * 3),
+        new("miss-random-init", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Random, TargetModules = t }, l => 2 * l.OutFeatures, IdentityAtInit: false),
+        new("bone", t => new BoneConfig { Rank = 4, TargetModules = t }, l => 4 * l.OutFeatures),
+        new("bone-bat", t => new BoneConfig { Rank = 2, InitWeights = ShardInit.Bat, TargetModules = t }, l => l.OutFeatures / 2 * 2 * 2),
     ];
 
     public static TheoryData<string> Names()
