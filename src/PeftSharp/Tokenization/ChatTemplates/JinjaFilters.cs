@@ -41,9 +41,22 @@ internal static partial class JinjaFilters
             _ => throw new TemplateError($"bad operand type for abs(): '{Values.TypeName(v)}'"),
         }),
         ["round"] = Round,
+        ["format"] = (v, a) => a.Positional.Count > 0 && a.Named.Count > 0
+            ? throw new TemplateError("format: use positional or keyword arguments, not both")
+            : PercentFormat.Format(PyFormat.Str(v), a.Named.Count > 0 ? KeywordDict(a) : a.Positional.ToArray()),
     };
 
     public static bool TryGet(string name, out FilterFunction filter) => s_filters.TryGetValue(name, out filter!);
+
+    private static OrderedDictionary<string, object?> KeywordDict(CallArgs args)
+    {
+        var dict = new OrderedDictionary<string, object?>();
+        foreach (var (key, value) in args.Named)
+        {
+            dict[key] = value;
+        }
+        return dict;
+    }
 
     private static object? NoArgs(CallArgs args, string name, object? result)
     {
