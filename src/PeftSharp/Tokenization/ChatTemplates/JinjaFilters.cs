@@ -146,6 +146,8 @@ internal static partial class JinjaFilters
         var radix = (int)CallArgs.Int(a[1], 10, "base");
         switch (value)
         {
+            case Undefined u:
+                throw new TemplateError(u.Describe());
             case long:
                 return value;
             case bool b:
@@ -188,6 +190,7 @@ internal static partial class JinjaFilters
         return value switch
         {
             double => value,
+            Undefined u => throw new TemplateError(u.Describe()),
             long l => (double)l,
             bool b => b ? 1.0 : 0.0,
             string s => ParsePythonFloat(s) ?? fallback,
