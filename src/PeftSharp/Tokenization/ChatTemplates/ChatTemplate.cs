@@ -11,7 +11,8 @@ namespace PeftSharp.Tokenization.ChatTemplates;
 /// <remarks>
 /// The subset covers what real chat templates use (see the folder's tests). A tag, filter or test outside it is a
 /// <see cref="ConfigException"/> from <see cref="Parse"/>; an unknown method is one from Render. Both name the
-/// construct and its line and column. Errors while rendering are <see cref="ChatTemplateException"/>.
+/// construct and its line and column. Errors while rendering are <see cref="ChatTemplateException"/>. A parsed
+/// template is immutable; Render may be called from several threads at once.
 /// </remarks>
 public sealed class ChatTemplate
 {

@@ -41,9 +41,22 @@ internal static partial class JinjaFilters
             _ => throw new TemplateError($"bad operand type for abs(): '{Values.TypeName(v)}'"),
         }),
         ["round"] = Round,
+        ["format"] = (v, a) => a.Positional.Count > 0 && a.Named.Count > 0
+            ? throw new TemplateError("format: use positional or keyword arguments, not both")
+            : PercentFormat.Format(PyFormat.Str(v), a.Named.Count > 0 ? KeywordDict(a) : a.Positional.ToArray()),
     };
 
     public static bool TryGet(string name, out FilterFunction filter) => s_filters.TryGetValue(name, out filter!);
+
+    private static OrderedDictionary<string, object?> KeywordDict(CallArgs args)
+    {
+        var dict = new OrderedDictionary<string, object?>();
+        foreach (var (key, value) in args.Named)
+        {
+            dict[key] = value;
+        }
+        return dict;
+    }
 
     private static object? NoArgs(CallArgs args, string name, object? result)
     {
@@ -133,6 +146,8 @@ internal static partial class JinjaFilters
         var radix = (int)CallArgs.Int(a[1], 10, "base");
         switch (value)
         {
+            case Undefined u:
+                throw new TemplateError(u.Describe());
             case long:
                 return value;
             case bool b:
@@ -175,6 +190,7 @@ internal static partial class JinjaFilters
         return value switch
         {
             double => value,
+            Undefined u => throw new TemplateError(u.Describe()),
             long l => (double)l,
             bool b => b ? 1.0 : 0.0,
             string s => ParsePythonFloat(s) ?? fallback,

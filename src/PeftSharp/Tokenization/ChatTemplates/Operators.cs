@@ -35,6 +35,7 @@ internal static class Operators
                 "*" => Multiply(a, b),
                 "/" => Divide(a, b),
                 "//" => Numeric(op, a, b, FloorDiv, (x, y) => Math.Floor(NonZero(x, y) / y)),
+                "%" when a is string format => PercentFormat.Format(format, b),
                 "%" => Numeric(op, a, b, Mod, (x, y) => x - y * Math.Floor(NonZero(x, y) / y)),
                 "**" => Power(a, b),
                 _ => throw new TemplateError($"unknown operator '{op}'"),

@@ -2,8 +2,8 @@ namespace PeftSharp.Tokenization.ChatTemplates;
 
 /// <summary>
 /// Builds the statement tree of a template (if/elif/else, for/else, set, block set, macro, filter, with, break,
-/// continue, transformers' generation block). Expressions are in ExpressionParser.cs. Unknown tags, filters and
-/// tests are a <see cref="ConfigException"/> naming them and their line and column.
+/// continue, transformers' generation block). Expressions are in ExpressionParser.cs and PostfixParser.cs.
+/// Unknown tags, filters and tests are a <see cref="ConfigException"/> naming them and their line and column.
 /// </summary>
 internal sealed partial class Parser
 {

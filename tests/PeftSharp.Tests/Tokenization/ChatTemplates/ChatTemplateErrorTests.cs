@@ -65,6 +65,7 @@ public class ChatTemplateErrorTests
     [InlineData("{% set x = 1 %}{% set x.a = 2 %}", "only a namespace() object")]
     [InlineData("{% for a, b in [[1, 2, 3]] %}{% endfor %}", "too many values to unpack")]
     [InlineData("{{ missing | tojson }}", "not JSON serializable")]
+    [InlineData("{{ missing | int }}", "'missing' is undefined")]
     [InlineData("{{ 'a' < 1 }}", "'<' not supported between instances of 'str' and 'int'")]
     public void Type_errors_name_the_problem_and_position(string template, string message)
     {

@@ -52,6 +52,8 @@ public class JinjaExpressionAndFilterTests
     [InlineData("{{ [0, 1, 2] | select | list }} {{ [1, 2, 3, 4] | select('odd') | list }} {{ [1, 2, 3] | reject('odd') | list }}", "[1, 2] [1, 3] [2]")]
     [InlineData("{{ [1, 2] | map('string') | join('+') }} {{ ['a', 'b'] | map('upper') | list }}", "1+2 ['A', 'B']")]
     [InlineData("{{ '<a & b>' | e }} {{ '<b>' | safe }}", "&lt;a &amp; b&gt; <b>")]
+    [InlineData("{{ '%s-%s' | format('a', 1) }} {{ '%5.2f|%-4d|%04d|%x|%r|%%' | format(3.14159, 7, -42, 255, 'q') }}", "a-1  3.14|7   |-042|ff|'q'|%")]
+    [InlineData("{{ 'Hi %s' % 'Bob' }} {{ '%s+%s' % (1, 2) }} {{ '%(a)s=%(b)d' % {'a': 'x', 'b': 2} }} {{ '%(n)s!' | format(n=3) }}", "Hi Bob 1+2 x=2 3!")]
     public void Filters_follow_jinja(string template, string expected)
     {
         Assert.Equal(expected, Render(template));
