@@ -1,4 +1,6 @@
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.RandLora;
+using PeftSharp.Methods.Vera;
 
 namespace PeftSharp.Core;
 
@@ -8,5 +10,7 @@ internal static class BuiltinMethods
     public static void Register(MethodRegistry registry)
     {
         registry.Add(new LoraMethod());
+        registry.Add(new VeraMethod());
+        registry.Add(new RandLoraMethod());
     }
 }

@@ -1,6 +1,8 @@
 using PeftSharp.Core;
 using PeftSharp.IO;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.RandLora;
+using PeftSharp.Methods.Vera;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -32,6 +34,12 @@ public class MethodContractTests
         new("lora-rslora-dropout", t => new LoraConfig { Rank = 4, Alpha = 4, UseRsLora = true, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
         new("lora-pissa", t => new LoraConfig { Rank = 2, Alpha = 4, InitLoraWeights = InitLoraWeights.Pissa, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
         new("lora-olora", t => new LoraConfig { Rank = 2, Alpha = 2, InitLoraWeights = InitLoraWeights.Olora, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures), InitTolerance: 1e-5),
+        new("vera", t => new VeraConfig { Rank = 4, TargetModules = t }, l => l.OutFeatures + 4),
+        new("vera-dropout-unsaved-projections", t => new VeraConfig { Rank = 3, Dropout = 0.1, DInitial = 0.5, SaveProjection = false, TargetModules = t }, l => l.OutFeatures + 3),
+        // RandLoRA: n = ⌈d/r⌉ bases, d = min(d_in, d_out); λ [r, n] + γ [n, d] = n·(r + d).
+        new("randlora", t => new RandLoraConfig { Rank = 2, Alpha = 4, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 1) / 2 * (2 + Math.Min(l.InFeatures, l.OutFeatures))),
+        new("randlora-sparse-dropout", t => new RandLoraConfig { Rank = 4, Alpha = 8, Sparse = true, Dropout = 0.1, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 3) / 4 * (4 + Math.Min(l.InFeatures, l.OutFeatures))),
+        new("randlora-very-sparse-unsaved-bases", t => new RandLoraConfig { Rank = 3, Alpha = 3, VerySparse = true, SaveProjection = false, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 2) / 3 * (3 + Math.Min(l.InFeatures, l.OutFeatures))),
     ];
 
     public static TheoryData<string> Names()
