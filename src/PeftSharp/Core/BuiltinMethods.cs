@@ -3,6 +3,8 @@ using PeftSharp.Methods.LoKr;
 using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
 using PeftSharp.Methods.Miss;
+using PeftSharp.Methods.RandLora;
+using PeftSharp.Methods.Vera;
 
 namespace PeftSharp.Core;
 
@@ -16,5 +18,7 @@ internal static class BuiltinMethods
         registry.Add(new LoKrMethod());
         registry.Add(new MissMethod());
         registry.Add(new BoneMethod());
+        registry.Add(new VeraMethod());
+        registry.Add(new RandLoraMethod());
     }
 }

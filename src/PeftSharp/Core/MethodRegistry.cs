@@ -33,6 +33,14 @@ public interface IAdapterMethod
 
     /// <summary>A new, empty adapter layer around <paramref name="layer"/>; adapters are added to it afterwards.</summary>
     AdapterLayer CreateLayer(BaseLayer layer);
+
+    /// <summary>
+    /// Called once per added adapter, after validation and before any layer is created, with every base layer the
+    /// adapter will wrap. Returns the config the layers receive: a method whose state is shared model-wide (VeRA's and
+    /// RandLoRA's random projections, sized by the largest target, as PEFT's <c>_pre_injection_hook</c>) attaches it
+    /// here. Default: the config unchanged.
+    /// </summary>
+    AdapterConfig PrepareAdapter(AdapterConfig config, IReadOnlyList<BaseLayer> targets) => config;
 }
 
 /// <summary>The registered methods, keyed by PEFT type and by name; also reads and writes their configs.</summary>

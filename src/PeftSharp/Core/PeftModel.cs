@@ -94,6 +94,7 @@ public sealed partial class PeftModel : IDisposable
             plan.Add((name, baseLayer, null));
         }
 
+        var layerConfig = method.PrepareAdapter(config, plan.Select(p => p.Fresh ?? p.Existing!.Base).ToList());
         using var backup = config.RewritesBaseWeights ? WeightBackup.Of(plan.Select(p => p.Fresh?.Weight ?? p.Existing!.Base.Weight)) : null;
         var replaced = new List<(string Name, AdapterLayer Layer)>();
         var extended = new List<AdapterLayer>();
@@ -102,7 +103,7 @@ public sealed partial class PeftModel : IDisposable
         {
             foreach (var (name, fresh, existing) in plan)
             {
-                var perModule = config.ForModule(name);
+                var perModule = layerConfig.ForModule(name);
                 if (existing is not null)
                 {
                     existing.AddAdapter(adapterName, perModule);

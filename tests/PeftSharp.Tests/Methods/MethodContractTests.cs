@@ -5,6 +5,8 @@ using PeftSharp.Methods.LoKr;
 using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
 using PeftSharp.Methods.Miss;
+using PeftSharp.Methods.RandLora;
+using PeftSharp.Methods.Vera;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -56,6 +58,12 @@ public class MethodContractTests
         new("miss-random-init", t => new MissConfig { Rank = 2, InitWeights = ShardInit.Random, TargetModules = t }, l => 2 * l.OutFeatures, IdentityAtInit: false),
         new("bone", t => new BoneConfig { Rank = 4, TargetModules = t }, l => 4 * l.OutFeatures),
         new("bone-bat", t => new BoneConfig { Rank = 2, InitWeights = ShardInit.Bat, TargetModules = t }, l => l.OutFeatures / 2 * 2 * 2),
+        new("vera", t => new VeraConfig { Rank = 4, TargetModules = t }, l => l.OutFeatures + 4),
+        new("vera-dropout-unsaved-projections", t => new VeraConfig { Rank = 3, Dropout = 0.1, DInitial = 0.5, SaveProjection = false, TargetModules = t }, l => l.OutFeatures + 3),
+        // RandLoRA: n = ⌈d/r⌉ bases, d = min(d_in, d_out); λ [r, n] + γ [n, d] = n·(r + d).
+        new("randlora", t => new RandLoraConfig { Rank = 2, Alpha = 4, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 1) / 2 * (2 + Math.Min(l.InFeatures, l.OutFeatures))),
+        new("randlora-sparse-dropout", t => new RandLoraConfig { Rank = 4, Alpha = 8, Sparse = true, Dropout = 0.1, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 3) / 4 * (4 + Math.Min(l.InFeatures, l.OutFeatures))),
+        new("randlora-very-sparse-unsaved-bases", t => new RandLoraConfig { Rank = 3, Alpha = 3, VerySparse = true, SaveProjection = false, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 2) / 3 * (3 + Math.Min(l.InFeatures, l.OutFeatures))),
     ];
 
     public static TheoryData<string> Names()
