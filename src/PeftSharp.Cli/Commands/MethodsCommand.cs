@@ -25,7 +25,15 @@ internal static class MethodsCommand
                     ["aliases"] = new JsonArray(m.Aliases.Select(a => (JsonNode)JsonValue.Create(a)!).ToArray()),
                     ["parameters"] = m.ParameterCountFormula,
                     ["description"] = m.Description,
-                }).ToArray());
+                }).Concat(MethodRegistry.Default.Presets.Select(p => (JsonNode)new JsonObject
+                {
+                    ["name"] = p.Name,
+                    ["peft_type"] = p.PeftType,
+                    ["aliases"] = new JsonArray(),
+                    ["parameters"] = p.ParameterCountFormula,
+                    ["description"] = p.Description,
+                    ["preset_of"] = MethodRegistry.Default.Get(p.PeftType).Name,
+                })).ToArray());
                 Console.WriteLine(list.ToJsonString(CliJson.Options));
                 return 0;
             }
@@ -33,6 +41,10 @@ internal static class MethodsCommand
             foreach (var m in methods)
             {
                 table.AddRow(Markup.Escape(m.Name), Markup.Escape(m.PeftType), Markup.Escape(m.ParameterCountFormula), Markup.Escape(m.Description));
+            }
+            foreach (var p in MethodRegistry.Default.Presets)
+            {
+                table.AddRow(Markup.Escape(p.Name), Markup.Escape(p.PeftType), Markup.Escape(p.ParameterCountFormula), Markup.Escape(p.Description));
             }
             AnsiConsole.Write(table);
             return 0;

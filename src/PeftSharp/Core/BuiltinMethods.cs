@@ -14,6 +14,9 @@ internal static class BuiltinMethods
     public static void Register(MethodRegistry registry)
     {
         registry.Add(new LoraMethod(Methods.Dora.DoraVariant.Factory));
+        registry.AddPreset(Methods.Dora.DoraVariant.Preset);
+        registry.AddPreset(LoraMethod.PissaPreset);
+        registry.AddPreset(LoraMethod.OloraPreset);
         registry.Add(new LoHaMethod());
         registry.Add(new LoKrMethod());
         registry.Add(new MissMethod());

@@ -43,6 +43,12 @@ public interface IAdapterMethod
     AdapterConfig PrepareAdapter(AdapterConfig config, IReadOnlyList<BaseLayer> targets) => config;
 }
 
+/// <summary>
+/// A named starting configuration of a registered method, for variants PEFT expresses as flags of another method
+/// (DoRA = LoRA with <c>use_dora</c>; PiSSA, OLoRA = LoRA inits). Listed by <c>peft methods</c>, usable as <c>--method</c>.
+/// </summary>
+public sealed record MethodPreset(string Name, string PeftType, string Description, string ParameterCountFormula, Func<AdapterConfig> CreateConfig);
+
 /// <summary>The registered methods, keyed by PEFT type and by name; also reads and writes their configs.</summary>
 public sealed class MethodRegistry
 {
@@ -54,6 +60,37 @@ public sealed class MethodRegistry
     });
 
     private readonly List<IAdapterMethod> _methods = [];
+    private readonly List<MethodPreset> _presets = [];
+
+    public IReadOnlyList<MethodPreset> Presets => _presets;
+
+    /// <summary>Registers a preset; its PEFT type must belong to a registered method.</summary>
+    public void AddPreset(MethodPreset preset)
+    {
+        _ = Get(preset.PeftType);
+        if (Find(preset.Name) is not null || _presets.Any(p => Normalise(p.Name) == Normalise(preset.Name)))
+        {
+            throw new PeftException($"method name '{preset.Name}' is already registered");
+        }
+        _presets.Add(preset);
+    }
+
+    /// <summary>
+    /// A fresh default config for a method or preset name (<c>lora</c>, <c>dora</c>, <c>vera</c>, …), or throws listing the
+    /// names. The caller sets targets and rank on it.
+    /// </summary>
+    public AdapterConfig DefaultConfig(string name)
+    {
+        var preset = _presets.FirstOrDefault(p => Normalise(p.Name) == Normalise(name));
+        if (preset is not null)
+        {
+            return preset.CreateConfig();
+        }
+        var method = Find(name) ?? throw new PeftException(
+            $"unknown adapter method '{name}'; known: {string.Join(", ", _methods.Select(m => m.Name).Concat(_presets.Select(p => p.Name)))}");
+        return (AdapterConfig)(Activator.CreateInstance(method.ConfigType)
+            ?? throw new PeftException($"{method.Name}: its config type has no default constructor"));
+    }
 
     /// <summary>The registry with every built-in method.</summary>
     public static MethodRegistry Default => s_default.Value;

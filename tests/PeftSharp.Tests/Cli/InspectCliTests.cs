@@ -102,3 +102,24 @@ public class InspectCliTests
         Assert.Contains(doc.RootElement.EnumerateArray(), m => m.GetProperty("name").GetString() == "lora" && m.GetProperty("peft_type").GetString() == "LORA");
     }
 }
+
+public class MethodRegistryTests
+{
+    [Theory]
+    [InlineData("lora", false)]
+    [InlineData("dora", true)]
+    [InlineData("DoRA", true)]
+    public void Default_config_for_a_name_or_preset(string name, bool dora)
+    {
+        var config = Assert.IsType<PeftSharp.Methods.Lora.LoraConfig>(PeftSharp.Core.MethodRegistry.Default.DefaultConfig(name));
+        Assert.Equal(dora, config.UseDora);
+    }
+
+    [Fact]
+    public void Unknown_method_name_lists_the_known_ones()
+    {
+        var e = Assert.Throws<PeftException>(() => PeftSharp.Core.MethodRegistry.Default.DefaultConfig("nope"));
+        Assert.Contains("lora", e.Message);
+        Assert.Contains("dora", e.Message);
+    }
+}

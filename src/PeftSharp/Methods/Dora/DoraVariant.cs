@@ -18,6 +18,11 @@ public sealed class DoraVariant : ILoraVariant
     /// <summary>The registration hook for <see cref="LoraMethod"/>: DoRA handles configs with <c>use_dora</c>.</summary>
     public static ILoraVariant? Factory(LoraConfig config) => config.UseDora ? new DoraVariant() : null;
 
+    /// <summary><c>--method dora</c>: LoRA with <c>use_dora</c>.</summary>
+    public static MethodPreset Preset { get; } = new("dora", LoraConfig.Type,
+        "Weight-decomposed LoRA: trained magnitude × LoRA-updated direction (Liu et al. 2024, arXiv 2402.09353)",
+        "r·(d_in + d_out) + d_out", () => new LoraConfig { UseDora = true });
+
     private const string ChildName = "lora_magnitude_vector";
 
     // The norm used at merge time: unmerge needs exactly it, and it cannot be recovered from the merged weight.
