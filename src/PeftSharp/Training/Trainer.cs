@@ -256,7 +256,8 @@ public sealed partial class Trainer : IDisposable
         {
             RunEvaluation();
         }
-        if (_options.CheckpointEvery > 0 && Step % _options.CheckpointEvery == 0)
+        // No checkpoint inside a run of bad steps: the last one written stays the last good one.
+        if (_options.CheckpointEvery > 0 && Step % _options.CheckpointEvery == 0 && _badSteps == 0)
         {
             SaveCheckpoint();
         }
