@@ -241,16 +241,9 @@ public sealed partial class Trainer : IDisposable
 
     private void AfterStep()
     {
-        if (Step % _options.LogEvery == 0 || Step == _options.MaxSteps)
+        if (Step % _options.LogEvery == 0)
         {
-            var last = _history[^1];
-            var seconds = ElapsedSeconds - _interval.StartSeconds;
-            var logged = new MetricsLogged(Step,
-                _interval.GoodSteps > 0 ? _interval.LossSum / _interval.GoodSteps : double.NaN,
-                last.LearningRate, last.GradNorm, seconds > 0 ? _interval.Tokens / seconds : 0, ElapsedSeconds);
-            AppendLog(MetricsLog.Line(logged));
-            _options.Progress?.Report(logged);
-            _interval = new Interval(0, 0, 0, ElapsedSeconds);
+            LogInterval();
         }
         if (_options.EvalEvery > 0 && Step % _options.EvalEvery == 0 && HasEvaluation)
         {
@@ -261,6 +254,24 @@ public sealed partial class Trainer : IDisposable
         {
             SaveCheckpoint();
         }
+        // The last step is logged even off the interval, after any checkpoint of this step, so that a run resumed
+        // from that checkpoint logs exactly what an uninterrupted run logs.
+        if (Step == _options.MaxSteps && Step % _options.LogEvery != 0)
+        {
+            LogInterval();
+        }
+    }
+
+    private void LogInterval()
+    {
+        var last = _history[^1];
+        var seconds = ElapsedSeconds - _interval.StartSeconds;
+        var logged = new MetricsLogged(Step,
+            _interval.GoodSteps > 0 ? _interval.LossSum / _interval.GoodSteps : double.NaN,
+            last.LearningRate, last.GradNorm, seconds > 0 ? _interval.Tokens / seconds : 0, ElapsedSeconds);
+        AppendLog(MetricsLog.Line(logged));
+        _options.Progress?.Report(logged);
+        _interval = new Interval(0, 0, 0, ElapsedSeconds);
     }
 
     private EvaluationResult RunEvaluation()

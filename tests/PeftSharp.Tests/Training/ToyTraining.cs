@@ -79,3 +79,13 @@ internal sealed class EventLog : IProgress<TrainingEvent>
 
     public IEnumerable<T> Of<T>() => Events.OfType<T>();
 }
+
+/// <summary>
+/// Tests that seed torch's process-wide generator and expect bit-identical runs: they run alone, never in parallel with
+/// another test class that draws from the same generator.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class TorchRngCollection
+{
+    public const string Name = "torch global RNG";
+}

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 
 namespace PeftSharp.Tests.Training;
 
+[Collection(TorchRngCollection.Name)]
 public class TrainerTests
 {
     private static TrainerOptions Options(long steps = 12, int seed = 1) => new()
