@@ -335,6 +335,9 @@ public sealed partial class Trainer : IDisposable
     {
         foreach (var c in changes)
         {
+            // A Parameter made from a tensor created inside the step's dispose scope is owned by that scope in
+            // TorchSharp 0.107 and would be disposed at the end of the step; the model owns it now.
+            c.Replacement.DetachFromDisposeScope();
             Optimizer.RebuildState(c.Old, c.Replacement, c.Map);
         }
     }
