@@ -23,11 +23,12 @@ public sealed record SftOptions
 /// a token that merges across the boundary therefore counts as response. Truncation keeps the prompt and cuts the
 /// response from the right (EOS is then lost, as the response did not end); an example whose prompt alone fills
 /// <see cref="SftOptions.MaxLength"/> has nothing left to learn and is dropped, as is one with no response token.
+/// A tokenizer without eos_token gets no EOS (BERT's post-processor already ends the text with [SEP]).
 /// </remarks>
 public static class SftEncoder
 {
     /// <summary>Encodes every example; see the class remarks for masking and truncation.</summary>
-    /// <exception cref="PeftException">An example is not instruction or chat data, or the tokenizer has no EOS token.</exception>
+    /// <exception cref="PeftException">An example is not instruction or chat data.</exception>
     public static EncodedDataset Encode(IEnumerable<Example> examples, HfTokenizer tokenizer, SftOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
@@ -82,9 +83,8 @@ public static class SftEncoder
             }
             start = end;
         }
-        if (rendered.AppendEos)
+        if (rendered.AppendEos && tokenizer.EosTokenId is int eos)
         {
-            int eos = tokenizer.EosTokenId ?? throw new PeftException("supervised fine-tuning appends EOS after each response, but the tokenizer has no eos_token");
             if (ids.Count == 0 || ids[^1] != eos)
             {
                 ids.Add(eos);

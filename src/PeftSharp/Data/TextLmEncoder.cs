@@ -16,14 +16,15 @@ public sealed record TextLmOptions
 }
 
 /// <summary>
-/// Plain-text causal-LM examples: each text tokenized with the tokenizer's special tokens (BOS) and EOS appended;
+/// Plain-text causal-LM examples: each text tokenized with the tokenizer's special tokens (BOS) and EOS appended
+/// (when the tokenizer has one);
 /// labels equal the ids (the model shifts them), so every token is a target. Without packing a long text is cut on
 /// the right to <see cref="TextLmOptions.MaxLength"/>.
 /// </summary>
 public static class TextLmEncoder
 {
     /// <summary>Encodes <see cref="TextExample"/>s.</summary>
-    /// <exception cref="PeftException">An example is not a text example, or the tokenizer has no EOS token.</exception>
+    /// <exception cref="PeftException">An example is not a text example.</exception>
     public static EncodedDataset Encode(IEnumerable<Example> examples, HfTokenizer tokenizer, TextLmOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
@@ -33,7 +34,7 @@ public static class TextLmEncoder
         {
             throw new ArgumentOutOfRangeException(nameof(options), options.MaxLength, "MaxLength must be positive");
         }
-        int eos = tokenizer.EosTokenId ?? throw new PeftException("language modelling appends EOS after each text, but the tokenizer has no eos_token");
+        int? eos = tokenizer.EosTokenId;
         int block = options.MaxLength;
         var encoded = new List<EncodedExample>();
         var stream = new List<int>();
@@ -45,9 +46,9 @@ public static class TextLmEncoder
                 throw new PeftException($"line {example.Line}: language modelling needs text rows, found {example.GetType().Name}");
             }
             var ids = tokenizer.Encode(text.Text).ToList();
-            if (ids.Count == 0 || ids[^1] != eos)
+            if (eos is int e && (ids.Count == 0 || ids[^1] != e))
             {
-                ids.Add(eos);
+                ids.Add(e);
             }
             if (options.Packing)
             {
