@@ -1,4 +1,5 @@
 using PeftSharp.Tokenization;
+using PeftSharp.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -36,8 +37,8 @@ public sealed class PaddedBatch
     public long[]? ClassLabels { get; }
 
     /// <summary>
-    /// The batch as int64 tensors on <paramref name="device"/>. They belong to the dispose scope current when this is
-    /// called, so call it inside the training step's <c>torch.NewDisposeScope()</c> (or dispose the batch).
+    /// The batch as int64 tensors on <paramref name="device"/> ([batch, length]; class labels [batch]). They belong to
+    /// the dispose scope current when this is called: call it inside the step's <c>torch.NewDisposeScope()</c>.
     /// </summary>
     public Batch ToTensors(Device device)
     {
@@ -55,7 +56,7 @@ public sealed class PaddedBatch
 
 /// <summary>
 /// Pads encoded examples to the longest in the batch (dynamic padding): input ids with the pad id, attention mask 0,
-/// labels <see cref="Batch.IgnoreIndex"/>, token type ids 0. Right padding (the default) is for training.
+/// labels <see cref="Losses.IgnoreIndex"/>, token type ids 0. Right padding (the default) is for training.
 /// </summary>
 public sealed class Collator
 {
@@ -107,7 +108,7 @@ public sealed class Collator
         Array.Fill(ids, PadTokenId);
         if (labelData != null)
         {
-            Array.Fill(labelData, Batch.IgnoreIndex);
+            Array.Fill(labelData, Losses.IgnoreIndex);
         }
         for (int r = 0; r < n; r++)
         {

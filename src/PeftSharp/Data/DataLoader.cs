@@ -1,22 +1,26 @@
+using PeftSharp.Training;
 using static TorchSharp.torch;
 
 namespace PeftSharp.Data;
 
-/// <summary>How a <see cref="DataLoader"/> orders and groups examples.</summary>
+/// <summary>How a <see cref="DataLoader"/> groups examples into batches.</summary>
 public sealed record DataLoaderOptions
 {
     /// <summary>Examples per batch (default 8).</summary>
     public int BatchSize { get; init; } = 8;
 
-    /// <summary>Shuffle each epoch (default true): epoch e uses <see cref="SeededShuffle.Permutation"/> with seed Seed + e.</summary>
+    /// <summary>
+    /// Shuffle the examples before cutting them into batches (default true), with
+    /// <see cref="SeededShuffle.Permutation"/> and <see cref="Seed"/>; the trainer then shuffles the batch order each epoch.
+    /// </summary>
     public bool Shuffle { get; init; } = true;
 
-    /// <summary>Base seed of the shuffles (default 42).</summary>
+    /// <summary>Seed of the example shuffle (default 42).</summary>
     public int Seed { get; init; } = 42;
 
     /// <summary>
-    /// Put examples of similar length together to waste less padding (off by default): the epoch order is cut into
-    /// groups of 50 batches, each sorted by length, longest first (transformers' <c>group_by_length</c>).
+    /// Put examples of similar length together to waste less padding (off by default): the (shuffled) order is cut
+    /// into groups of 50 batches, each sorted by length, longest first (transformers' <c>group_by_length</c>).
     /// </summary>
     public bool GroupByLength { get; init; }
 
@@ -25,77 +29,81 @@ public sealed record DataLoaderOptions
 }
 
 /// <summary>
-/// Yields the batches of an epoch lazily: each is collated when the enumeration reaches it. Use
-/// <see cref="Epoch"/> and make tensors in the step's scope:
+/// Encoded examples as an indexable set of batches (<see cref="IBatchDataset"/> for the trainer and the evaluator).
+/// Which examples form each batch is fixed at construction (seeded); a batch is padded to its longest row and made
+/// into tensors only when asked for, in the caller's dispose scope:
 /// <code>
-/// foreach (var padded in loader.Epoch(epoch))
+/// for (int i = 0; i &lt; loader.Count; i++)
 /// {
 ///     using var step = torch.NewDisposeScope();
-///     var batch = padded.ToTensors(device);
+///     var batch = loader.Get(i);
 ///     …
 /// }
 /// </code>
 /// </summary>
-public sealed class DataLoader
+public sealed class DataLoader : IBatchDataset
 {
     private const int GroupBatches = 50;
 
     private readonly IReadOnlyList<EncodedExample> _examples;
     private readonly Collator _collator;
+    private readonly Device _device;
     private readonly DataLoaderOptions _options;
+    private readonly int[][] _batches;
 
-    /// <summary>A loader over <paramref name="examples"/> (not copied: do not change the list while loading).</summary>
-    public DataLoader(IReadOnlyList<EncodedExample> examples, Collator collator, DataLoaderOptions? options = null)
+    /// <summary>Batches of <paramref name="examples"/> (not copied: do not change the list) made on <paramref name="device"/>.</summary>
+    public DataLoader(IReadOnlyList<EncodedExample> examples, Collator collator, Device device, DataLoaderOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(examples);
         ArgumentNullException.ThrowIfNull(collator);
+        ArgumentNullException.ThrowIfNull(device);
         _options = options ?? new DataLoaderOptions();
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(_options.BatchSize, nameof(options));
         _examples = examples;
         _collator = collator;
+        _device = device;
+        _batches = Group(examples, _options);
     }
 
-    /// <summary>Batches in one epoch.</summary>
-    public int BatchCount => _options.DropLast ? _examples.Count / _options.BatchSize : (_examples.Count + _options.BatchSize - 1) / _options.BatchSize;
+    /// <summary>Number of batches.</summary>
+    public int Count => _batches.Length;
 
-    /// <summary>The example indices of each batch of <paramref name="epoch"/>.</summary>
-    public IReadOnlyList<int[]> BatchIndices(int epoch)
+    /// <summary>The example indices of batch <paramref name="index"/>.</summary>
+    public IReadOnlyList<int> BatchIndices(int index) => _batches[index];
+
+    /// <summary>Batch <paramref name="index"/> padded on the host.</summary>
+    public PaddedBatch Collate(int index) => _collator.Collate(_batches[index].Select(i => _examples[i]).ToArray());
+
+    /// <summary>Batch <paramref name="index"/> as int64 tensors, created in the caller's current dispose scope.</summary>
+    public Batch Get(int index) => Collate(index).ToTensors(_device);
+
+    /// <summary>
+    /// The host-side batches in the order of one epoch, collated lazily: a seeded permutation of the batches
+    /// (seed <see cref="DataLoaderOptions.Seed"/> + <paramref name="epoch"/>) when shuffling, else storage order. For
+    /// loops outside the trainer, which orders batches itself.
+    /// </summary>
+    public IEnumerable<PaddedBatch> Epoch(int epoch)
     {
-        int n = _examples.Count;
-        int[] order = _options.Shuffle ? SeededShuffle.Permutation(n, unchecked(_options.Seed + epoch)) : Enumerable.Range(0, n).ToArray();
-        if (_options.GroupByLength)
+        var order = _options.Shuffle ? SeededShuffle.Permutation(Count, unchecked(_options.Seed + epoch)) : Enumerable.Range(0, Count).ToArray();
+        foreach (int b in order)
         {
-            int group = _options.BatchSize * GroupBatches;
-            order = order.Chunk(group).SelectMany(g => g.OrderByDescending(i => _examples[i].Length)).ToArray();
+            yield return Collate(b);
         }
-        var batches = order.Chunk(_options.BatchSize).ToList();
-        if (_options.DropLast && batches.Count > 0 && batches[^1].Length < _options.BatchSize)
+    }
+
+    private static int[][] Group(IReadOnlyList<EncodedExample> examples, DataLoaderOptions options)
+    {
+        int n = examples.Count;
+        int[] order = options.Shuffle ? SeededShuffle.Permutation(n, options.Seed) : Enumerable.Range(0, n).ToArray();
+        if (options.GroupByLength)
+        {
+            order = order.Chunk(options.BatchSize * GroupBatches).SelectMany(g => g.OrderByDescending(i => examples[i].Length)).ToArray();
+        }
+        var batches = order.Chunk(options.BatchSize).ToList();
+        if (options.DropLast && batches.Count > 0 && batches[^1].Length < options.BatchSize)
         {
             batches.RemoveAt(batches.Count - 1);
         }
-        return batches;
-    }
-
-    /// <summary>The host-side batches of <paramref name="epoch"/> (0-based), collated one at a time.</summary>
-    public IEnumerable<PaddedBatch> Epoch(int epoch = 0)
-    {
-        foreach (var indices in BatchIndices(epoch))
-        {
-            yield return _collator.Collate(indices.Select(i => _examples[i]).ToArray());
-        }
-    }
-
-    /// <summary>
-    /// The batches of <paramref name="epoch"/> as tensors on <paramref name="device"/>. Each batch's tensors are made
-    /// when the enumeration reaches it, in the dispose scope current at that moment; dispose each batch (or let an
-    /// enclosing scope do it), since a scope opened inside the loop body is opened after the batch was made.
-    /// </summary>
-    public IEnumerable<Batch> Batches(Device device, int epoch = 0)
-    {
-        ArgumentNullException.ThrowIfNull(device);
-        foreach (var padded in Epoch(epoch))
-        {
-            yield return padded.ToTensors(device);
-        }
+        return batches.ToArray();
     }
 }

@@ -1,8 +1,10 @@
+using PeftSharp.Training;
+
 namespace PeftSharp.Data;
 
 /// <summary>One tokenized example, ready for <see cref="Collator"/>.</summary>
 /// <param name="InputIds">Token ids, special tokens included.</param>
-/// <param name="Labels">Per-token targets for causal-LM loss (same length; <see cref="Batch.IgnoreIndex"/> where no loss is taken), or null for classification.</param>
+/// <param name="Labels">Per-token targets for causal-LM loss (same length; <see cref="Losses.IgnoreIndex"/> where no loss is taken), or null for classification.</param>
 /// <param name="TokenTypeIds">Segment ids (0 first text, 1 second) for encoders such as BERT, or null.</param>
 /// <param name="ClassLabel">The class id for sequence classification, or null.</param>
 public sealed record EncodedExample(int[] InputIds, int[]? Labels, int[]? TokenTypeIds, int? ClassLabel)

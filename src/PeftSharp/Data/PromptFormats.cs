@@ -22,7 +22,7 @@ public interface IPromptFormat
 /// <summary>
 /// The Alpaca prompt without its preamble: "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
 /// (the Input block only when the input is not empty), then the response; an EOS token follows. This is the format
-/// for models without a chat template. A conversation is written as the same blocks: a system message first as a
+/// for models without a chat template (<see cref="PromptFormats.For"/>). A conversation is written as the same blocks: a system message first as a
 /// paragraph, each user turn as an Instruction block with its Response header, each assistant turn as the response;
 /// every assistant turn is trained on.
 /// </summary>
@@ -76,12 +76,15 @@ public sealed class AlpacaPromptFormat : IPromptFormat
 public static class PromptFormats
 {
     /// <summary>
-    /// The format SFT uses with <paramref name="tokenizer"/>: <see cref="AlpacaPromptFormat"/>. (The model's chat
-    /// template is used once PeftSharp renders Jinja chat templates; until then every model gets the Alpaca format.)
+    /// The format SFT uses with <paramref name="tokenizer"/>: its chat template (<see cref="ChatTemplateFormat"/>) when
+    /// it has one, else <see cref="AlpacaPromptFormat"/>.
     /// </summary>
+    /// <exception cref="ConfigException">The chat template uses Jinja that PeftSharp does not render.</exception>
     public static IPromptFormat For(HfTokenizer tokenizer)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
-        return AlpacaPromptFormat.Instance;
+        return tokenizer.ChatTemplate is string source
+            ? new ChatTemplateFormat(Tokenization.ChatTemplates.ChatTemplate.Parse(source), tokenizer)
+            : AlpacaPromptFormat.Instance;
     }
 }

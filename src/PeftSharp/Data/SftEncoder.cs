@@ -1,4 +1,5 @@
 using PeftSharp.Tokenization;
+using PeftSharp.Training;
 
 namespace PeftSharp.Data;
 
@@ -14,7 +15,7 @@ public sealed record SftOptions
 
 /// <summary>
 /// Causal-LM supervised fine-tuning with prompt masking: input ids are the tokenized prompt + response (+ EOS), labels
-/// equal the ids on response tokens and EOS and are <see cref="Batch.IgnoreIndex"/> on prompt tokens, so the loss is
+/// equal the ids on response tokens and EOS and are <see cref="Losses.IgnoreIndex"/> on prompt tokens, so the loss is
 /// taken on the response only (TRL's completion-only loss; the model shifts labels itself).
 /// </summary>
 /// <remarks>
@@ -27,6 +28,8 @@ public sealed record SftOptions
 /// </remarks>
 public static class SftEncoder
 {
+    private const int Ignore = (int)Losses.IgnoreIndex;
+
     /// <summary>Encodes every example; see the class remarks for masking and truncation.</summary>
     /// <exception cref="PeftException">An example is not instruction or chat data.</exception>
     public static EncodedDataset Encode(IEnumerable<Example> examples, HfTokenizer tokenizer, SftOptions? options = null)
@@ -44,7 +47,7 @@ public static class SftEncoder
         foreach (var example in examples)
         {
             var (ids, labels) = Tokenize(format.Render(example), tokenizer);
-            int firstTarget = Array.FindIndex(labels, l => l != Batch.IgnoreIndex);
+            int firstTarget = Array.FindIndex(labels, l => l != Ignore);
             if (firstTarget < 0 || firstTarget >= options.MaxLength)
             {
                 dropped++;
@@ -79,7 +82,7 @@ public static class SftEncoder
                 : Math.Max(start, CommonPrefix(tokenizer.Encode(text[..chars], rendered.AddSpecialTokens), ids));
             for (int t = start; t < end; t++)
             {
-                labels.Add(segments[k].Train ? ids[t] : Batch.IgnoreIndex);
+                labels.Add(segments[k].Train ? ids[t] : Ignore);
             }
             start = end;
         }
@@ -89,7 +92,7 @@ public static class SftEncoder
             {
                 ids.Add(eos);
                 // EOS belongs to the response that ends the text (trained even when that response is empty).
-                labels.Add(rendered.Segments.Count > 0 && rendered.Segments[^1].Train ? eos : Batch.IgnoreIndex);
+                labels.Add(rendered.Segments.Count > 0 && rendered.Segments[^1].Train ? eos : Ignore);
             }
         }
         return (ids.ToArray(), labels.ToArray());

@@ -1,6 +1,7 @@
 using PeftSharp.Data;
 using PeftSharp.Tests.Tokenization;
 using PeftSharp.Tokenization;
+using PeftSharp.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -9,7 +10,7 @@ namespace PeftSharp.Tests.Data;
 /// <summary>Dynamic padding, batch tensors, epoch order and length grouping, and leak-free loading.</summary>
 public sealed class LoaderTests
 {
-    private const int Ignore = Batch.IgnoreIndex;
+    private const int Ignore = (int)Losses.IgnoreIndex;
 
     private static EncodedExample Lm(params int[] ids) => new(ids, ids.Select(i => i < 0 ? Ignore : i).ToArray(), null, null);
 
@@ -50,11 +51,12 @@ public sealed class LoaderTests
         using var scope = torch.NewDisposeScope();
         var batch = new Collator(0).Collate(rows).ToTensors(torch.CPU);
         Assert.Null(batch.Labels);
+        Assert.Equal(2, batch.Rows);
         Assert.Equal(ScalarType.Int64, batch.InputIds.dtype);
         Assert.Equal([2L, 5L], batch.InputIds.shape);
         Assert.Equal([101L, 7, 102, 8, 102, 101, 9, 102, 0, 0], batch.InputIds.data<long>().ToArray());
         Assert.Equal([0L, 0, 0, 1, 1, 0, 0, 0, 0, 0], batch.TokenTypeIds!.data<long>().ToArray());
-        Assert.Equal([1L, 1, 1, 1, 1, 1, 1, 1, 0, 0], batch.AttentionMask.data<long>().ToArray());
+        Assert.Equal([1L, 1, 1, 1, 1, 1, 1, 1, 0, 0], batch.AttentionMask!.data<long>().ToArray());
         Assert.Equal([1L, 0], batch.ClassLabels!.data<long>().ToArray());
         Assert.Equal([2L], batch.ClassLabels.shape);
     }
@@ -75,29 +77,36 @@ public sealed class LoaderTests
     }
 
     [Fact]
-    public void Epoch_order_is_seeded_and_covers_every_example_once()
+    public void Batches_are_seeded_groups_covering_every_example_once()
     {
         var examples = Enumerable.Range(0, 23).Select(i => Lm(Enumerable.Repeat(i, 1 + i % 5).ToArray())).ToList();
-        var loader = new DataLoader(examples, new Collator(0), new DataLoaderOptions { BatchSize = 4, Seed = 11 });
-        Assert.Equal(6, loader.BatchCount);
-        var epoch0 = loader.BatchIndices(0);
-        Assert.Equal(SeededShuffle.Permutation(23, 11), epoch0.SelectMany(b => b));
-        Assert.Equal([4, 4, 4, 4, 4, 3], epoch0.Select(b => b.Length));
-        Assert.Equal(SeededShuffle.Permutation(23, 12), loader.BatchIndices(1).SelectMany(b => b));
-        Assert.Equal(epoch0, new DataLoader(examples, new Collator(0), new DataLoaderOptions { BatchSize = 4, Seed = 11 }).BatchIndices(0));
-        // The batch holds the examples it names: the first id of each row is the example index.
-        var first = loader.Epoch(0).First();
-        Assert.Equal(epoch0[0].Select(i => (long)i), Enumerable.Range(0, 4).Select(r => first.InputIds[r * first.SequenceLength]));
+        var options = new DataLoaderOptions { BatchSize = 4, Seed = 11 };
+        var loader = new DataLoader(examples, new Collator(0), torch.CPU, options);
+        Assert.Equal(6, loader.Count);
+        var groups = Enumerable.Range(0, loader.Count).Select(loader.BatchIndices).ToList();
+        Assert.Equal(SeededShuffle.Permutation(23, 11), groups.SelectMany(b => b));
+        Assert.Equal([4, 4, 4, 4, 4, 3], groups.Select(b => b.Count));
+        var again = new DataLoader(examples, new Collator(0), torch.CPU, options);
+        Assert.Equal(groups, Enumerable.Range(0, again.Count).Select(again.BatchIndices));
+        var other = new DataLoader(examples, new Collator(0), torch.CPU, options with { Seed = 12 });
+        Assert.NotEqual(groups, Enumerable.Range(0, other.Count).Select(other.BatchIndices));
+        // A batch holds the examples it names: the first id of each row is the example index.
+        var first = loader.Collate(0);
+        Assert.Equal(groups[0].Select(i => (long)i), Enumerable.Range(0, 4).Select(r => first.InputIds[r * first.SequenceLength]));
+        // An epoch outside the trainer visits every batch once, in a seeded order.
+        var epoch = loader.Epoch(1).Select(b => b.InputIds[0]).ToList();
+        Assert.Equal(SeededShuffle.Permutation(6, 12).Select(b => (long)groups[b][0]), epoch);
     }
 
     [Fact]
     public void Drop_last_and_no_shuffle()
     {
         var examples = Enumerable.Range(0, 10).Select(i => Lm(i)).ToList();
-        var loader = new DataLoader(examples, new Collator(0), new DataLoaderOptions { BatchSize = 4, Shuffle = false, DropLast = true });
-        Assert.Equal(2, loader.BatchCount);
-        Assert.Equal([[0, 1, 2, 3], [4, 5, 6, 7]], loader.BatchIndices(0));
-        Assert.Equal(2, loader.Epoch(3).Count());
+        var loader = new DataLoader(examples, new Collator(0), torch.CPU, new DataLoaderOptions { BatchSize = 4, Shuffle = false, DropLast = true });
+        Assert.Equal(2, loader.Count);
+        Assert.Equal([0, 1, 2, 3], loader.BatchIndices(0));
+        Assert.Equal([4, 5, 6, 7], loader.BatchIndices(1));
+        Assert.Equal([0L, 4L], loader.Epoch(3).Select(b => b.InputIds[0]));
     }
 
     [Fact]
@@ -106,7 +115,8 @@ public sealed class LoaderTests
         // 250 examples of lengths 1..10, batch 2: one group of 100 (50 batches), then one of 100, then 50.
         var examples = Enumerable.Range(0, 250).Select(i => Lm(Enumerable.Repeat(1, 1 + (i * 7) % 10).ToArray())).ToList();
         var options = new DataLoaderOptions { BatchSize = 2, Seed = 3, GroupByLength = true };
-        var order = new DataLoader(examples, new Collator(0), options).BatchIndices(0).SelectMany(b => b).ToArray();
+        var loader = new DataLoader(examples, new Collator(0), torch.CPU, options);
+        var order = Enumerable.Range(0, loader.Count).SelectMany(loader.BatchIndices).ToArray();
         var permutation = SeededShuffle.Permutation(250, 3);
         foreach (var (start, size) in new[] { (0, 100), (100, 100), (200, 50) })
         {
@@ -114,48 +124,27 @@ public sealed class LoaderTests
             Assert.Equal(permutation[start..(start + size)].Order(), group.Order());
             Assert.Equal(group.Select(i => examples[i].Length).OrderDescending(), group.Select(i => examples[i].Length));
         }
-        var plain = new DataLoader(examples, new Collator(0), options with { GroupByLength = false });
-        Assert.Equal(permutation, plain.BatchIndices(0).SelectMany(b => b));
+        var plain = new DataLoader(examples, new Collator(0), torch.CPU, options with { GroupByLength = false });
+        Assert.Equal(permutation, Enumerable.Range(0, plain.Count).SelectMany(plain.BatchIndices));
     }
 
     [Fact]
     public void Hundred_batches_leak_no_tensors()
     {
         var examples = Enumerable.Range(0, 400).Select(i => new EncodedExample([1, 2, 3, i % 7 + 4], [Ignore, 2, 3, 4], [0, 0, 1, 1], null)).ToList();
-        var loader = new DataLoader(examples, new Collator(0), new DataLoaderOptions { BatchSize = 4 });
+        IBatchDataset loader = new DataLoader(examples, new Collator(0), torch.CPU, new DataLoaderOptions { BatchSize = 4 });
         long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
         var live = new List<long>();
-        foreach (var padded in loader.Epoch(0))
+        for (int i = 0; i < loader.Count; i++)
         {
             using var scope = torch.NewDisposeScope();
-            var batch = padded.ToTensors(torch.CPU);
-            var work = (batch.InputIds * batch.AttentionMask).sum() + batch.Labels!.max() + batch.TokenTypeIds!.sum();
+            var batch = loader.Get(i);
+            var work = (batch.InputIds * batch.AttentionMask!).sum() + batch.Labels!.max() + batch.TokenTypeIds!.sum();
             Assert.True(work.ToInt64() > 0);
             live.Add(DisposeScopeManager.Statistics.ThreadTotalLiveCount);
         }
         Assert.Equal(100, live.Count);
         Assert.Equal(live[1], live[^1]);
-        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
-    }
-
-    [Fact]
-    public void Batches_of_tensors_are_freed_by_the_enclosing_scope_or_by_dispose()
-    {
-        var examples = Enumerable.Range(0, 40).Select(i => Lm(1, 2, i + 3)).ToList();
-        var loader = new DataLoader(examples, new Collator(0), new DataLoaderOptions { BatchSize = 4 });
-        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
-        foreach (var batch in loader.Batches(torch.CPU))
-        {
-            using (batch)
-            {
-                Assert.Equal(3, batch.SequenceLength);
-            }
-        }
-        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
-        using (torch.NewDisposeScope())
-        {
-            Assert.Equal(10, loader.Batches(torch.CPU, epoch: 1).Count());
-        }
         Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 }

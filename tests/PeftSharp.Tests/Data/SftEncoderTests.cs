@@ -1,5 +1,6 @@
 using PeftSharp.Data;
 using PeftSharp.Tests.Tokenization;
+using PeftSharp.Training;
 
 namespace PeftSharp.Tests.Data;
 
@@ -9,7 +10,7 @@ namespace PeftSharp.Tests.Data;
 /// </summary>
 public sealed class SftEncoderTests
 {
-    private const int Ignore = Batch.IgnoreIndex;
+    private const int Ignore = (int)Losses.IgnoreIndex;
 
     private static readonly InstructionExample s_sayHi = new("Say hi.", "", "Hi!");
 
