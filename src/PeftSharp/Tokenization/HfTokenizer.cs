@@ -7,7 +7,7 @@ namespace PeftSharp.Tokenization;
 /// added/special tokens split out first, then normalizer, pre-tokenizer, model (BPE, WordPiece, WordLevel) and, when
 /// asked, the post-processor; decoding runs the decoder. Covers GPT-2, Llama 2/3, Mistral, Qwen2/3, SmolLM, BERT.
 /// </summary>
-public sealed class HfTokenizer
+public sealed partial class HfTokenizer
 {
     private static readonly HashSet<string> s_llamaClasses =
         ["LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast", "GemmaTokenizer", "GemmaTokenizerFast"];
