@@ -10,7 +10,7 @@ namespace PeftSharp.Cli.Rendering;
 /// </summary>
 internal sealed class TrainingProgress : IProgress<TrainingEvent>
 {
-    private readonly long _totalSteps;
+    private long _totalSteps;
     private readonly bool _interactive;
     private ProgressTask? _task;
     private double _lastTokensPerSecond;
@@ -42,6 +42,13 @@ internal sealed class TrainingProgress : IProgress<TrainingEvent>
     {
         switch (value)
         {
+            case PeftSharp.Training.Jobs.TrainingPlanned plan:
+                _totalSteps = plan.TotalSteps;
+                if (_task is not null)
+                {
+                    _task.MaxValue = Math.Max(1, plan.TotalSteps);
+                }
+                break;
             case StepCompleted s when _task is not null:
                 _task.Value = s.Step;
                 _task.Description = string.Create(CultureInfo.InvariantCulture,
@@ -73,7 +80,7 @@ internal sealed class TrainingProgress : IProgress<TrainingEvent>
     {
         if (r.Loss is double l)
         {
-            yield return string.Create(CultureInfo.InvariantCulture, $"loss {l:F4}  perplexity {Math.Exp(l):F2}");
+            yield return string.Create(CultureInfo.InvariantCulture, $"loss {l:F4}");
         }
         foreach (var (k, v) in r.Metrics)
         {

@@ -1,0 +1,33 @@
+using System.Text.Json.Nodes;
+using PeftSharp.Core;
+
+namespace PeftSharp.Training.Jobs;
+
+/// <summary>Sets the common knobs (rank, scale, dropout) on any method's config through its PEFT JSON keys.</summary>
+public static class MethodConfigs
+{
+    private static readonly string[] s_alphaKeys = ["lora_alpha", "alpha", "randlora_alpha"];
+
+    /// <summary>
+    /// A copy of <paramref name="config"/> with <c>r</c> and, where the method has them, its alpha key and every
+    /// <c>*_dropout</c> key set; keys a method lacks are left alone (VeRA has no alpha, for example).
+    /// </summary>
+    public static AdapterConfig WithRank(AdapterConfig config, int rank, double alpha, double dropout, MethodRegistry? registry = null)
+    {
+        registry ??= MethodRegistry.Default;
+        var json = JsonNode.Parse(registry.SerializeConfig(config))!.AsObject();
+        if (json.ContainsKey("r"))
+        {
+            json["r"] = rank;
+        }
+        foreach (var key in s_alphaKeys.Where(json.ContainsKey))
+        {
+            json[key] = alpha;
+        }
+        foreach (var key in json.Select(p => p.Key).Where(k => k.EndsWith("_dropout", StringComparison.Ordinal) && k is not ("rank_dropout" or "module_dropout") && json[k] is JsonValue).ToList())
+        {
+            json[key] = dropout;
+        }
+        return registry.ParseConfig(json.ToJsonString(), $"{config.PeftType} options");
+    }
+}
