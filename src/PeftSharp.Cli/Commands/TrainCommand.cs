@@ -75,7 +75,16 @@ internal static class RunReport
             table.AddRow("plot", Markup.Escape(p));
         }
         AnsiConsole.Write(table);
-        if (result.Examples.Count > 0)
+        if (result.Examples.Count > 0 && result.Task != "classification")
+        {
+            var gen = new Table().Border(TableBorder.Simple).AddColumns("prompt", "greedy continuation before", "after");
+            foreach (var e in result.Examples)
+            {
+                gen.AddRow(Markup.Escape(e.Text), Markup.Escape(e.Before), Markup.Escape(e.After));
+            }
+            AnsiConsole.Write(gen);
+        }
+        else if (result.Examples.Count > 0)
         {
             var ex = new Table().Border(TableBorder.Simple).AddColumns("validation sentence", "label", "before", "after");
             foreach (var e in result.Examples)

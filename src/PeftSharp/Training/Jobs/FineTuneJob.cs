@@ -233,9 +233,34 @@ public static class FineTuneJob
         return PeftModel.Create(model, config);
     }
 
+    // A greedy continuation of the first validation prompt (the first words of a text, or an instruction's prompt).
+    private static ExamplePrediction SampleGeneration(PretrainedModel model, HfTokenizer tokenizer, TrainValidation splits, FineTuneTask task)
+    {
+        var example = (splits.Validation ?? splits.Train).Examples.FirstOrDefault();
+        var prompt = example switch
+        {
+            TextExample t => string.Join(' ', t.Text.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(6)),
+            InstructionExample or ChatExample => string.Concat(PromptFormats.For(tokenizer).Render(example).Segments.TakeWhile(s => !s.Train).Select(s => s.Text)),
+            _ => "Once upon a time",
+        };
+        var wasTraining = model.training;
+        model.eval();
+        var text = new Generation.TextGeneration(model, tokenizer).Generate(prompt, new Generation.GenerationOptions { MaxNewTokens = 40 }).Text;
+        model.train(wasTraining);
+        return new ExamplePrediction(prompt, "", text.ReplaceLineEndings(" "), "");
+    }
+
     private static IReadOnlyList<ExamplePrediction> ShowPredictions(PretrainedModel model, HfTokenizer tokenizer, TrainValidation splits, FineTuneTask task, FineTuneOptions o)
     {
-        if (task != FineTuneTask.Classification || splits.Validation is null || o.ShowExamples <= 0)
+        if (o.ShowExamples <= 0)
+        {
+            return [];
+        }
+        if (task != FineTuneTask.Classification)
+        {
+            return model.Task == ModelTask.CausalLM ? [SampleGeneration(model, tokenizer, splits, task)] : [];
+        }
+        if (splits.Validation is null)
         {
             return [];
         }
