@@ -14,10 +14,16 @@ internal static class InspectCommand
     {
         var dir = new Argument<DirectoryInfo>("adapter") { Description = "A PEFT adapter folder (adapter_config.json + adapter_model.safetensors)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables." };
-        var cmd = new Command("inspect", "Show an adapter's method, rank(s), alpha, targets, trainable parameter count and tensors.") { dir, json };
+        var spectrum = new Option<bool>("--spectrum") { Description = "Also the singular-value spectrum of each module's ΔW (LoRA factors from the file; other methods need --model)." };
+        var model = new Option<DirectoryInfo?>("--model") { Description = "Base model folder: lets --spectrum use any method's closed-form ΔW." };
+        var cmd = new Command("inspect", "Show an adapter's method, rank(s), alpha, targets, trainable parameter count and tensors.") { dir, json, spectrum, model };
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
             var report = AdapterReport.Read(parse.GetValue(dir)!.FullName);
+            if (parse.GetValue(spectrum))
+            {
+                report = report with { Spectra = SpectrumReader.Read(parse.GetValue(dir)!.FullName, parse.GetValue(model)?.FullName) };
+            }
             if (parse.GetValue(json))
             {
                 Console.WriteLine(report.ToJson().ToJsonString(CliJson.Options));
@@ -35,6 +41,8 @@ internal static class InspectCommand
 /// <summary>What <c>inspect</c> reports, read from the files alone (no base model needed).</summary>
 internal sealed record AdapterReport(string Folder, string PeftType, string Method, JsonObject ConfigJson, IReadOnlyList<(string Name, string DType, long[] Shape)> Tensors)
 {
+    public IReadOnlyList<ModuleSpectrum>? Spectra { get; init; }
+
     public long TrainableParameters => Tensors.Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 
     public static AdapterReport Read(string folder)
@@ -86,6 +94,15 @@ internal sealed record AdapterReport(string Folder, string PeftType, string Meth
         o["target_modules"] = ConfigJson["target_modules"]?.DeepClone();
         o["trainable_parameters"] = TrainableParameters;
         o["module_ranks"] = new JsonObject(ModuleRanks.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value))));
+        if (Spectra is not null)
+        {
+            o["spectrum"] = new JsonArray(Spectra.Select(sp => (JsonNode)new JsonObject
+            {
+                ["module"] = sp.Module,
+                ["shape"] = new JsonArray(sp.Rows, sp.Columns),
+                ["singular_values"] = new JsonArray(sp.SingularValues.Take(64).Select(v => (JsonNode)JsonValue.Create(v)).ToArray()),
+            }).ToArray());
+        }
         o["tensors"] = new JsonArray(Tensors.Select(t => (JsonNode)new JsonObject
         {
             ["name"] = t.Name,
@@ -116,5 +133,48 @@ internal sealed record AdapterReport(string Folder, string PeftType, string Meth
             table.AddRow(Markup.Escape(name), Markup.Escape(dtype), Markup.Escape("[" + string.Join(", ", shape) + "]"));
         }
         AnsiConsole.Write(table);
+        if (Spectra is { Count: > 0 })
+        {
+            var spec = new Table().AddColumns("module", "ΔW shape", "top singular values", "energy in top 1 / 4").Border(TableBorder.Simple);
+            foreach (var sp in Spectra)
+            {
+                spec.AddRow(Markup.Escape(sp.Module), $"{sp.Rows}×{sp.Columns}",
+                    Markup.Escape(string.Join(" ", sp.SingularValues.Take(8).Select(v => v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)))),
+                    string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{sp.EnergyInTop(1):P0} / {sp.EnergyInTop(4):P0}"));
+            }
+            AnsiConsole.Write(spec);
+        }
+    }
+}
+
+/// <summary>Reads ΔW spectra: from LoRA factors in the file alone, or from any method's layers with a base model.</summary>
+internal static class SpectrumReader
+{
+    public static IReadOnlyList<ModuleSpectrum> Read(string adapterDir, string? modelDir)
+    {
+        if (modelDir is not null)
+        {
+            var (model, peft) = ModelLoading.Load(modelDir, [new DirectoryInfo(adapterDir)], merge: false, TorchSharp.torch.CPU);
+            using var _ = model;
+            return DeltaSpectrum.Of(peft!, PeftAdapterFiles.DefaultAdapterName);
+        }
+        var config = PeftAdapterFiles.ReadConfig(adapterDir) as Methods.Lora.LoraConfig
+            ?? throw new PeftException("--spectrum without --model reads LoRA factors only; give --model for other methods");
+        if (config.UseDora)
+        {
+            throw new PeftException("a DoRA update depends on the base weight; give --model for its spectrum");
+        }
+        using var file = PeftAdapterFiles.OpenWeights(adapterDir);
+        var result = new List<ModuleSpectrum>();
+        foreach (var a in file.Entries.Where(e => e.Name.EndsWith(".lora_A.weight", StringComparison.Ordinal) && e.Shape.Length == 2))
+        {
+            var prefix = a.Name[..^".lora_A.weight".Length];
+            var module = prefix.StartsWith(PeftModel.NamePrefix, StringComparison.Ordinal) ? prefix[PeftModel.NamePrefix.Length..] : prefix;
+            var scaling = ((Methods.Lora.LoraConfig)config.ForModule(module)).Scaling;
+            using var ta = file.Read(a.Name);
+            using var tb = file.Read(prefix + ".lora_B.weight");
+            result.Add(new ModuleSpectrum(module, tb.shape[0], ta.shape[1], DeltaSpectrum.OfFactors(tb, ta, scaling)));
+        }
+        return result;
     }
 }
