@@ -101,7 +101,35 @@ public sealed class MethodRegistry
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         NumberHandling = JsonNumberHandling.Strict,
         PropertyNameCaseInsensitive = false,
+        // A config's JSON is exactly its [JsonPropertyName] keys (PEFT's) plus the unknown keys it was read with;
+        // computed C# properties (Scaling, RewritesBaseWeights, …) never reach the file, in any method.
+        TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver
+        {
+            Modifiers =
+            {
+                info =>
+                {
+                    if (info.Kind != System.Text.Json.Serialization.Metadata.JsonTypeInfoKind.Object || !typeof(AdapterConfig).IsAssignableFrom(info.Type))
+                    {
+                        return;
+                    }
+                    for (var i = info.Properties.Count - 1; i >= 0; i--)
+                    {
+                        var member = info.Properties[i].AttributeProvider as System.Reflection.MemberInfo;
+                        var keep = member is not null && (HasAttribute<JsonPropertyNameAttribute>(member) || HasAttribute<JsonExtensionDataAttribute>(member));
+                        if (!keep)
+                        {
+                            info.Properties.RemoveAt(i);
+                        }
+                    }
+                },
+            },
+        },
     };
+
+    // Attributes of a property, including those declared on the property it overrides.
+    private static bool HasAttribute<T>(System.Reflection.MemberInfo member) where T : Attribute =>
+        Attribute.IsDefined(member, typeof(T), inherit: true);
 
     public IReadOnlyList<IAdapterMethod> Methods => _methods;
 

@@ -166,3 +166,43 @@ public class PeftAdapterFilesTests : IDisposable
         Assert.True(Weights.Exact(after, before));
     }
 }
+
+public class PeftConfigRoundTripTests
+{
+    [Fact]
+    public void Keys_peftsharp_does_not_model_are_written_back_unchanged()
+    {
+        var source = SharedPaths.Fixture("cases", "bert-seqcls-lora-all-linear-rslora", "adapter", "adapter_config.json");
+        var original = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(source))!.AsObject();
+        var config = MethodRegistry.Default.ParseConfig(File.ReadAllText(source), source);
+        var written = System.Text.Json.Nodes.JsonNode.Parse(MethodRegistry.Default.SerializeConfig(config))!.AsObject();
+        foreach (var key in new[] { "megatron_core", "qalora_group_size", "peft_version", "loftq_config", "ensure_weight_tying", "alora_invocation_tokens" })
+        {
+            Assert.True(written.ContainsKey(key), key);
+            Assert.Equal(original[key]?.ToJsonString(), written[key]?.ToJsonString());
+        }
+        Assert.Equal(original.Select(p => p.Key).Order(), written.Select(p => p.Key).Order());
+        Assert.Equal(original["target_modules"]!.ToJsonString(), written["target_modules"]!.ToJsonString());
+    }
+}
+
+public class LoraBiasModeTests
+{
+    [Theory]
+    [InlineData("none", 0)]
+    [InlineData("lora_only", 2 * 6)]
+    [InlineData("all", 6 + 6 + 6 + 6 + 6 + 3)]
+    public void Bias_mode_decides_which_biases_train_and_they_are_saved(string bias, int biasElements)
+    {
+        var net = new NestedNet();
+        var peft = PeftModel.Create(net, new LoraConfig { Rank = 2, Bias = bias, TargetModules = TargetModules.Of("q_proj") });
+        var loraElements = 2 * 2 * (6 + 6);
+        Assert.Equal(loraElements + biasElements, peft.ParameterCounts().Trainable);
+        var saved = peft.AdapterStateDict("default");
+        Assert.Equal(loraElements + biasElements, saved.Values.Sum(t => t.numel()));
+        if (bias == "lora_only")
+        {
+            Assert.Contains("base_model.model.blocks.0.q_proj.base_layer.bias", saved.Keys);
+        }
+    }
+}
