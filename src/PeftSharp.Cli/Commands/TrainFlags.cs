@@ -41,11 +41,14 @@ internal sealed class TrainFlags
     private readonly Option<bool?> _full = new("--full-finetune") { Description = "Train all weights (baseline; no adapter)." };
     private readonly Option<bool?> _headOnly = new("--head-only") { Description = "Train only the classification head (baseline; no adapter)." };
 
-    public void AddTo(Command cmd)
+    public void AddTo(Command cmd, IReadOnlyCollection<string>? except = null)
     {
         foreach (var option in new Option[] { _model, _data, _validation, _split, _task, _method, _rank, _alpha, _dropout, _targets, _lr, _scheduler, _warmup, _epochs, _steps, _batch, _accum, _maxLength, _optimizer, _weightDecay, _clip, _seed, _evalEvery, _logEvery, _ckptEvery, _keep, _output, _resume, _device, _gc, _skipBad, _packing, _full, _headOnly })
         {
-            cmd.Options.Add(option);
+            if (except is null || !except.Contains(option.Name))
+            {
+                cmd.Options.Add(option);
+            }
         }
     }
 

@@ -36,6 +36,10 @@ public sealed record TrainingSummary
     [JsonPropertyName("total_parameters")]
     public long TotalParameters { get; init; }
 
+    /// <summary>Optimizer steps completed.</summary>
+    [JsonPropertyName("steps")]
+    public long Steps { get; init; }
+
     /// <summary>Wall-clock seconds spent in training steps (evaluation and checkpoints included), summed over resumes.</summary>
     [JsonPropertyName("train_seconds")]
     public double TrainSeconds { get; init; }

@@ -356,6 +356,7 @@ public sealed partial class Trainer : IDisposable
             After = MetricOf(_lastEval),
             TrainableParameters = trainable,
             TotalParameters = total,
+            Steps = Step,
             TrainSeconds = seconds,
             TokensPerSecond = seconds > 0 ? _tokens / seconds : 0,
             PeakMemoryBytes = TrainingSummary.MeasurePeakMemory(),

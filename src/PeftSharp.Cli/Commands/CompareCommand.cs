@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using PeftSharp.IO;
+using PeftSharp.Training;
+using PeftSharp.Training.Jobs;
+
+namespace PeftSharp.Cli.Commands;
+
+/// <summary>
+/// <c>peft compare --methods lora,dora,vera --seeds 1,2,3 --learning-rates 5e-4,1e-3,2e-3 [train flags]</c>: runs every
+/// (method, learning rate, seed) on the same model, data and budget, each in its own <c>peft train</c> process so peak
+/// memory is per run, then writes compare.md / compare.json: trainable parameters, peak memory, step time and the final
+/// metric (mean ± std over seeds) at each method's best learning rate, plus the whole sweep.
+/// </summary>
+internal static class CompareCommand
+{
+    public static Command Create()
+    {
+        var methods = new Option<string>("--methods") { Description = "Comma-separated methods or presets (peft methods lists them).", Required = true };
+        var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds.", DefaultValueFactory = _ => "1,2,3" };
+        var lrs = new Option<string?>("--learning-rates") { Description = "Comma-separated learning rates swept per method (default: the run's --lr)." };
+        var config = new Option<FileInfo?>("--config") { Description = "Base run options (JSON) shared by every run." };
+        var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Folder for the runs and compare.md / compare.json.", Required = true };
+        var flags = new TrainFlags();
+        var cmd = new Command("compare", "Compare methods on the same model, data, budget and seeds (with a learning-rate sweep).") { methods, seeds, lrs, config, output };
+        flags.AddTo(cmd, except: ["--output", "--method", "--seed", "--learning-rate", "--resume"]);
+        cmd.SetAction(parse => CliErrors.Run(parse, () =>
+        {
+            var baseOptions = parse.GetValue(config) is { } f ? TrainCommand.ReadConfig(f.FullName) : new FineTuneOptions();
+            baseOptions = flags.Apply(parse, baseOptions) with { ShowExamples = 0 };
+            var outDir = parse.GetValue(output)!.FullName;
+            Directory.CreateDirectory(outDir);
+            var methodList = Split(parse.GetValue(methods)!);
+            var seedList = Split(parse.GetValue(seeds)!).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToList();
+            var lrList = parse.GetValue(lrs) is { } l ? Split(l).Select(x => double.Parse(x, CultureInfo.InvariantCulture)).ToList() : [baseOptions.LearningRate];
+            foreach (var m in methodList)
+            {
+                _ = Core.MethodRegistry.Default.DefaultConfig(m);
+            }
+            var runs = new List<CompareRun>();
+            foreach (var method in methodList)
+            {
+                foreach (var lr in lrList)
+                {
+                    foreach (var seed in seedList)
+                    {
+                        var name = string.Create(CultureInfo.InvariantCulture, $"{method}-lr{lr:G3}-s{seed}");
+                        var runDir = Path.Combine(outDir, name);
+                        var options = baseOptions with { Method = method, LearningRate = lr, Seed = seed, Output = runDir };
+                        Console.WriteLine($"[{runs.Count + 1}/{methodList.Count * lrList.Count * seedList.Count}] {name}");
+                        runs.Add(RunOne(options, runDir));
+                    }
+                }
+            }
+            var report = CompareReport.Build(runs);
+            AtomicFile.WriteAllText(Path.Combine(outDir, "compare.md"), report.Markdown);
+            AtomicFile.WriteAllText(Path.Combine(outDir, "compare.json"), JsonSerializer.Serialize(runs, CliJson.Options) + "\n");
+            Console.WriteLine(report.Markdown);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    private static List<string> Split(string s) => s.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+
+    // Each run is its own process: peak memory (VmHWM) is then the run's own, and a crash cannot take the sweep down.
+    private static CompareRun RunOne(FineTuneOptions options, string runDir)
+    {
+        Directory.CreateDirectory(runDir);
+        var configPath = Path.Combine(runDir, "compare_run.json");
+        File.WriteAllText(configPath, JsonSerializer.Serialize(options));
+        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
+        {
+            psi.ArgumentList.Add(typeof(CompareCommand).Assembly.Location);
+        }
+        foreach (var a in new[] { "train", "--config", configPath })
+        {
+            psi.ArgumentList.Add(a);
+        }
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        File.WriteAllText(Path.Combine(runDir, "train.log"), stdout.Result + stderr);
+        var summaryPath = Path.Combine(runDir, "summary.json");
+        if (p.ExitCode != 0 || !File.Exists(summaryPath))
+        {
+            Console.WriteLine($"  failed: {stderr.Trim()}");
+            return new CompareRun(options.Method, options.LearningRate, options.Seed, null, stderr.Trim());
+        }
+        var summary = TrainingSummary.Load(summaryPath);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {summary.Metric}: {summary.Before:F4} -> {summary.After:F4}"));
+        return new CompareRun(options.Method, options.LearningRate, options.Seed, summary, null);
+    }
+}
+
+/// <summary>One run of a comparison.</summary>
+internal sealed record CompareRun(string Method, double LearningRate, int Seed, TrainingSummary? Summary, string? Error);
+
+internal sealed record CompareReport(string Markdown)
+{
+    public static CompareReport Build(IReadOnlyList<CompareRun> runs)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var ok = runs.Where(r => r.Summary?.After is not null).ToList();
+        var metric = ok.FirstOrDefault()?.Summary!.Metric ?? "metric";
+        var higherIsBetter = metric != "loss";
+        var sb = new StringBuilder();
+        sb.AppendLine(inv, $"| method | best lr | trainable params | peak memory (MiB) | s / step | {metric} before | {metric} after (mean ± std) | seeds |");
+        sb.AppendLine("|---|---|---|---|---|---|---|---|");
+        foreach (var method in runs.Select(r => r.Method).Distinct())
+        {
+            var byLr = ok.Where(r => r.Method == method).GroupBy(r => r.LearningRate).ToList();
+            if (byLr.Count == 0)
+            {
+                sb.AppendLine(inv, $"| {method} | – | – | – | – | – | failed: {runs.First(r => r.Method == method).Error} | 0 |");
+                continue;
+            }
+            var best = higherIsBetter ? byLr.MaxBy(g => g.Average(r => r.Summary!.After!.Value))! : byLr.MinBy(g => g.Average(r => r.Summary!.After!.Value))!;
+            var after = best.Select(r => r.Summary!.After!.Value).ToList();
+            var s0 = best.First().Summary!;
+            sb.AppendLine(inv, $"| {method} | {best.Key:G3} | {s0.TrainableParameters:N0} | {best.Average(r => r.Summary!.PeakMemoryBytes) / 1048576.0:F0} | {StepSeconds(best):F3} | {best.Average(r => r.Summary!.Before ?? double.NaN):F4} | {after.Average():F4} ± {Std(after):F4} | {after.Count} |");
+        }
+        sb.AppendLine();
+        sb.AppendLine(inv, $"Learning-rate sweep ({metric} after training, mean ± std over seeds):");
+        sb.AppendLine();
+        sb.AppendLine("| method | lr | mean ± std | runs |");
+        sb.AppendLine("|---|---|---|---|");
+        foreach (var g in ok.GroupBy(r => (r.Method, r.LearningRate)))
+        {
+            var v = g.Select(r => r.Summary!.After!.Value).ToList();
+            sb.AppendLine(inv, $"| {g.Key.Method} | {g.Key.LearningRate:G3} | {v.Average():F4} ± {Std(v):F4} | {v.Count} |");
+        }
+        return new CompareReport(sb.ToString());
+    }
+
+    private static double StepSeconds(IEnumerable<CompareRun> runs) =>
+        runs.Average(r => r.Summary!.TrainSeconds / Math.Max(1, StepsOf(r)));
+
+    private static long StepsOf(CompareRun r) => r.Summary!.Steps;
+
+    private static double Std(IReadOnlyList<double> v)
+    {
+        if (v.Count < 2)
+        {
+            return 0;
+        }
+        var mean = v.Average();
+        return Math.Sqrt(v.Sum(x => (x - mean) * (x - mean)) / (v.Count - 1));
+    }
+}
