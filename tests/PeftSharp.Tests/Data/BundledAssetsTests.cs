@@ -61,6 +61,28 @@ public sealed class BundledAssetsTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Bundled_defaults_make_classification_and_lm_batches()
+    {
+        var data = DataSplits.FromFiles(Path.Combine(BundledAssets.Data(BundledAssets.SentimentSentences), "train.jsonl"),
+            Path.Combine(BundledAssets.Data(BundledAssets.SentimentSentences), "test.jsonl"));
+        Assert.Equal((2400, 600, 2), (data.Train.Count, data.Validation!.Count, data.Labels!.Count));
+        var tokenizer = PeftSharp.Tokenization.HfTokenizer.FromFolder(BundledAssets.Model(BundledAssets.MiniLmL6V2));
+        var encoded = ClassificationEncoder.Encode(data.Train.Examples.Take(64), tokenizer, maxLength: 128);
+        var loader = new DataLoader(encoded.Examples, Collator.For(tokenizer), torch.CPU, new DataLoaderOptions { BatchSize = 16 });
+        using var scope = torch.NewDisposeScope();
+        var batch = loader.Get(0);
+        Assert.Equal(16, batch.Rows);
+        Assert.Equal(batch.InputIds.shape, batch.TokenTypeIds!.shape);
+        Assert.Equal([16L], batch.ClassLabels!.shape);
+
+        var stories = DataReader.Read(Path.Combine(BundledAssets.Data(BundledAssets.TinyStories), "validation.jsonl"));
+        var lmTokenizer = PeftSharp.Tokenization.HfTokenizer.FromFolder(BundledAssets.Model(BundledAssets.Stories260K));
+        var blocks = TextLmEncoder.Encode(stories.Examples.Take(20), lmTokenizer, new TextLmOptions { MaxLength = 128, Packing = true });
+        var lm = new DataLoader(blocks.Examples, Collator.For(lmTokenizer), torch.CPU, new DataLoaderOptions { BatchSize = 4 }).Get(0);
+        Assert.Equal([4L, 128L], lm.Labels!.shape);
+    }
+
+    [Fact]
     public void Bundled_MiniLM_is_F16_and_loads_as_F32()
     {
         var folder = Path.Combine(SharedPaths.RepoRoot, "assets", "models", "all-MiniLM-L6-v2");
