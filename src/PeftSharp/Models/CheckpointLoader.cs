@@ -53,7 +53,8 @@ internal static class CheckpointLoader
             var expected = parameters[name].shape;
             if (!stored.SequenceEqual(expected))
             {
-                problems.Add($"'{key}' is [{string.Join(", ", stored)}] but {name} is [{string.Join(", ", expected)}]");
+                var target = name == key ? "" : $" (model parameter '{name}')";
+                problems.Add($"'{key}' is [{string.Join(", ", stored)}] in the checkpoint but [{string.Join(", ", expected)}] in the model{target}");
             }
         }
         if (problems.Count > 0)

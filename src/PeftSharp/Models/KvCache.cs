@@ -8,7 +8,8 @@ namespace PeftSharp.Models;
 /// grouped-query repetition). Storage is preallocated and doubled when full, so a token-by-token decode copies each
 /// position O(1) times. The cache owns its tensors (outside every dispose scope); <see cref="Dispose"/> frees them.
 /// Create it with <see cref="PretrainedModel.CreateCache"/> and pass it in <see cref="ModelInput.Cache"/>: every forward
-/// appends its positions.
+/// appends its positions. Meant for inference; under autograd the current positions keep their gradient, cached ones
+/// are constants.
 /// </summary>
 public sealed class KvCache : IDisposable
 {
@@ -74,6 +75,14 @@ public sealed class KvCache : IDisposable
             _values[layer]!.narrow(2, past, t).copy_(value);
         }
         _lengths[layer] = past + t;
+        if (key.requires_grad || value.requires_grad)
+        {
+            // The stored copy carries no autograd history; return the new positions themselves so gradients still
+            // reach the projections that produced them (the cached past acts as a constant).
+            return (
+                torch.cat([_keys[layer]!.narrow(2, 0, past), key], 2),
+                torch.cat([_values[layer]!.narrow(2, 0, past), value], 2));
+        }
         return (_keys[layer]!.narrow(2, 0, past + t), _values[layer]!.narrow(2, 0, past + t));
     }
 

@@ -46,6 +46,15 @@ public sealed class ModelConfig
     /// <summary><c>eos_token_id</c> as a list (it may be an int or a list in the JSON); empty when absent.</summary>
     public IReadOnlyList<int> EosTokenIds { get; }
 
+    /// <summary><c>vocab_size</c>, or null when absent.</summary>
+    public int? VocabSize => GetOptionalInt("vocab_size");
+
+    /// <summary><c>hidden_size</c> (GPT-2: <c>n_embd</c>, transformers' attribute map), or null when absent.</summary>
+    public int? HiddenSize => GetOptionalInt("hidden_size") ?? GetOptionalInt("n_embd");
+
+    /// <summary><c>num_hidden_layers</c> (GPT-2: <c>n_layer</c>), or null when absent.</summary>
+    public int? NumHiddenLayers => GetOptionalInt("num_hidden_layers") ?? GetOptionalInt("n_layer");
+
     /// <summary>
     /// Number of labels of a classification head: the size of <c>id2label</c> when present, else <c>num_labels</c>,
     /// else 2 (transformers' <c>PretrainedConfig</c> default, which it does not write to config.json).

@@ -45,7 +45,7 @@ public enum ModelTask
 /// <summary>
 /// Input of <see cref="PretrainedModel"/>: token ids <c>[B, T]</c> (int64), optional attention mask <c>[B, T]</c>
 /// (1 = token, 0 = padding; with a KV cache it covers past + new positions, <c>[B, cache.Length + T]</c>), token type
-/// ids <c>[B, T]</c> (BERT, GPT-2), position ids <c>[B, T]</c>, and an optional <see cref="KvCache"/> that the forward
+/// ids <c>[B, T]</c> (BERT; GPT-2 adds their <c>wte</c> embedding; the Llama family ignores them), position ids <c>[B, T]</c>, and an optional <see cref="KvCache"/> that the forward
 /// extends.
 /// </summary>
 public sealed record ModelInput(
