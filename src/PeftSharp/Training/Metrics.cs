@@ -40,7 +40,7 @@ public sealed record TrainingSummary
     [JsonPropertyName("steps")]
     public long Steps { get; init; }
 
-    /// <summary>Wall-clock seconds spent in training steps (evaluation and checkpoints included), summed over resumes.</summary>
+    /// <summary>Wall-clock seconds spent inside training steps (evaluation and checkpoint writing excluded), summed over resumes.</summary>
     [JsonPropertyName("train_seconds")]
     public double TrainSeconds { get; init; }
 

@@ -57,7 +57,9 @@ public sealed partial class Trainer
     /// Continues from a checkpoint written by <see cref="SaveCheckpoint"/>, before any step has run: restores hook states,
     /// the trainable tensors, the optimizer state, torch's generator, the data position, the step and the history, and
     /// rewrites metrics.jsonl to the checkpoint's lines. The following steps then reproduce an uninterrupted run exactly.
-    /// Everything is checked before the model is changed; a mismatch throws <see cref="ModelMismatchException"/>.
+    /// Names and shapes of the trainable tensors are checked before any is copied; a mismatch (here or in the optimizer
+    /// state) throws <see cref="ModelMismatchException"/>, after which this trainer (and any structure its hooks
+    /// restored) should be discarded.
     /// </summary>
     public void Resume(string checkpointDirectory)
     {

@@ -185,20 +185,6 @@ public sealed partial class Trainer : IDisposable
         return Record(new StepRecord(Step + 1, meanLoss, info.LearningRate, gradNorm, tokens, Skipped: false));
     }
 
-    /// <summary>Runs the configured evaluation (custom, or loss/perplexity on the eval data) now, in eval mode.</summary>
-    public EvaluationResult Evaluate()
-    {
-        if (_options.Evaluate is { } custom)
-        {
-            return WithEvalMode(() => custom(Step));
-        }
-        if (_options.EvalData is { } evalData)
-        {
-            return WithEvalMode(() => Evaluation.Evaluator.Loss(evalData, _loss));
-        }
-        return EvaluationResult.Empty;
-    }
-
     private bool HasEvaluation => _options.Evaluate is not null || _options.EvalData is not null;
 
     private StepRecord? BadStep(TrainingStep info, double loss, double gradNorm, long tokens, string where)
@@ -262,49 +248,6 @@ public sealed partial class Trainer : IDisposable
         }
     }
 
-    private void LogInterval()
-    {
-        var last = _history[^1];
-        var seconds = ElapsedSeconds - _interval.StartSeconds;
-        var logged = new MetricsLogged(Step,
-            _interval.GoodSteps > 0 ? _interval.LossSum / _interval.GoodSteps : double.NaN,
-            last.LearningRate, last.GradNorm, seconds > 0 ? _interval.Tokens / seconds : 0, ElapsedSeconds);
-        AppendLog(MetricsLog.Line(logged));
-        _options.Progress?.Report(logged);
-        _interval = new Interval(0, 0, 0, ElapsedSeconds);
-    }
-
-    private EvaluationResult RunEvaluation()
-    {
-        var result = Evaluate();
-        _lastEval = result;
-        _lastEvalStep = Step;
-        AppendLog(MetricsLog.Line(Step, result));
-        _options.Progress?.Report(new EvaluationCompleted(Step, result));
-        return result;
-    }
-
-    private T WithEvalMode<T>(Func<T> run)
-    {
-        var wasTraining = _model.Model.training;
-        _model.Model.eval();
-        try
-        {
-            using var noGrad = torch.no_grad();
-            return run();
-        }
-        finally
-        {
-            _model.Model.train(wasTraining);
-        }
-    }
-
-    private void AppendLog(JsonObject line)
-    {
-        _log.Add(line);
-        _metrics?.Append((JsonObject)line.DeepClone());
-    }
-
     // First step of a fresh run: train mode, then the hooks' calibration. A resumed run was calibrated before its checkpoint.
     private void Start()
     {
@@ -343,29 +286,6 @@ public sealed partial class Trainer : IDisposable
     }
 
     private double ElapsedSeconds => _elapsedBefore + _clock.Elapsed.TotalSeconds;
-
-    private TrainingSummary Summary()
-    {
-        var (trainable, total) = _model.ParameterCounts();
-        var seconds = ElapsedSeconds;
-        return new TrainingSummary
-        {
-            Task = _options.Task,
-            Metric = _options.Metric,
-            Before = MetricOf(_before),
-            After = MetricOf(_lastEval),
-            TrainableParameters = trainable,
-            TotalParameters = total,
-            Steps = Step,
-            TrainSeconds = seconds,
-            TokensPerSecond = seconds > 0 ? _tokens / seconds : 0,
-            PeakMemoryBytes = TrainingSummary.MeasurePeakMemory(),
-        };
-    }
-
-    private double? MetricOf(EvaluationResult? result) => result is null ? null
-        : _options.Metric == "loss" ? result.Loss
-        : result.Metrics.TryGetValue(_options.Metric, out var v) ? v : null;
 
     private List<NamedParameter> TrainableParameters() =>
         [.. _model.NamedParameters().Where(p => p.Parameter.requires_grad).Select(p => new NamedParameter(p.Name, p.Parameter))];

@@ -62,6 +62,26 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void Streamed_data_resumes_at_the_same_batch()
+    {
+        using var a = new TempDir();
+        using var b = new TempDir();
+        double[] Run(string dir, long steps, bool resume)
+        {
+            using var toy = new ToyTraining();
+            using var trainer = toy.Trainer(Options(dir, steps), TrainingData.FromStream(toy.Batches));
+            if (resume)
+            {
+                trainer.Resume(Path.Combine(dir, "checkpoint-5"));
+            }
+            return [.. trainer.Train().Steps.Select(s => s.Loss)];
+        }
+        var straight = Run(a.Path, 10, resume: false);
+        Run(b.Path, 5, resume: false);
+        Assert.Equal(straight, Run(b.Path, 10, resume: true));
+    }
+
+    [Fact]
     public void Resume_without_the_checkpoint_rng_state_diverges()
     {
         // Guards the test above: dropout must actually draw from torch's generator.

@@ -116,3 +116,40 @@ public class FixtureTrainingParityTests
         }
     }
 }
+
+/// <summary>The classification evaluator on the llama-seqcls fixture, whose logits transformers computed.</summary>
+public class FixtureClassificationEvaluationTests
+{
+    [Fact]
+    public void Classification_evaluation_scores_the_fixture_logits()
+    {
+        using var scope = torch.NewDisposeScope();
+        var model = AutoModel.FromPretrained(SharedPaths.Fixture("bases", "llama-seqcls"));
+        var torchLogits = ModelFixtures.Expected("bases/llama-seqcls/expected.safetensors:logits");
+        var torchClasses = torchLogits.argmax(-1).data<long>().ToArray();
+        Assert.True(torchLogits[0, torchClasses[0]].item<float>() - torchLogits[0, 1 - torchClasses[0]].item<float>() > 1e-3, "fixture row 0 must have a clear winner");
+        Assert.True(torchLogits[1, torchClasses[1]].item<float>() - torchLogits[1, 1 - torchClasses[1]].item<float>() > 1e-3, "fixture row 1 must have a clear winner");
+        var (ids, mask, _) = ModelFixtures.Inputs(SharedPaths.Fixture("inputs.json"));
+        // Row 0 labelled as transformers predicts it, row 1 as the other class.
+        var labels = torch.tensor(new[] { torchClasses[0], 1 - torchClasses[1] });
+        var data = new InMemoryBatchDataset([new Batch(ids, mask, ClassLabels: labels)]);
+        using var noGrad = torch.no_grad();
+        var result = PeftSharp.Training.Evaluation.Evaluator.Classification(model, data);
+        Assert.Equal(0.5, result.Metrics["accuracy"]);
+        // Same predicted class twice: that class has F1 2/3, the other 0; if they differ, each class has F1 0 or 1.
+        var expectedF1 = torchClasses[0] == torchClasses[1] ? (2.0 / 3) / 2 : 0.5;
+        Assert.Equal(expectedF1, result.Metrics["macro_f1"], 12);
+        var lse = torchLogits.to_type(ScalarType.Float64).logsumexp(-1);
+        var expectedLoss = ((lse[0] - torchLogits[0, labels[0]].to_type(ScalarType.Float64)) + (lse[1] - torchLogits[1, labels[1]].to_type(ScalarType.Float64))).item<double>() / 2;
+        Assert.True(Math.Abs(result.Loss!.Value - expectedLoss) <= 1e-4, $"{result.Loss} vs {expectedLoss}");
+    }
+
+    [Fact]
+    public void A_bare_encoder_has_no_training_objective()
+    {
+        using var scope = torch.NewDisposeScope();
+        var model = AutoModel.FromConfig(ModelConfig.Load(SharedPaths.Fixture("bases", "bert-seqcls", "config.json")), new ModelLoadOptions { Architecture = "BertModel" });
+        var e = Assert.Throws<PeftException>(() => Objectives.For(model));
+        Assert.Contains("encoder", e.Message);
+    }
+}
