@@ -12,6 +12,8 @@ namespace PeftSharp.Models.Common;
 /// layer (injected adapter weights included) gets its gradient there, and the input gradients are handed on.
 /// The default CPU generator's state is saved before the forward and restored around the recompute, so dropout draws
 /// the same masks twice (a CUDA generator is not saved: TorchSharp 0.107 exposes no CUDA RNG state).
+/// As with PyTorch's reentrant variant, gradients reach the layer's parameters through <c>backward()</c> only:
+/// <c>torch.autograd.grad(loss, parameters)</c> does not see them.
 /// </summary>
 public static class Checkpointing
 {
