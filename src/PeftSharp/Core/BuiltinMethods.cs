@@ -16,5 +16,10 @@ internal static class BuiltinMethods
         registry.Add(new LoKrMethod());
         registry.Add(new MissMethod());
         registry.Add(new BoneMethod());
+        registry.Add(new Methods.Hydra.HydraMethod());
+        registry.Add(new Methods.LoraC.LoraCMethod());
+        registry.Add(new Methods.ConvLora.ConvLoraMethod());
+        registry.Add(new Methods.CpLora.CpLoraMethod());
+        registry.Add(new Methods.TLora.TLoraMethod());
     }
 }
