@@ -23,5 +23,10 @@ internal static class BuiltinMethods
         registry.Add(new BoneMethod());
         registry.Add(new VeraMethod());
         registry.Add(new RandLoraMethod());
+        registry.Add(new Methods.Hydra.HydraMethod());
+        registry.Add(new Methods.LoraC.LoraCMethod());
+        registry.Add(new Methods.ConvLora.ConvLoraMethod());
+        registry.Add(new Methods.CpLora.CpLoraMethod());
+        registry.Add(new Methods.TLora.TLoraMethod());
     }
 }

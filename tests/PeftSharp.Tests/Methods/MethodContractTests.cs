@@ -7,6 +7,11 @@ using PeftSharp.Methods.Lora;
 using PeftSharp.Methods.Miss;
 using PeftSharp.Methods.RandLora;
 using PeftSharp.Methods.Vera;
+using PeftSharp.Methods.Hydra;
+using PeftSharp.Methods.LoraC;
+using PeftSharp.Methods.ConvLora;
+using PeftSharp.Methods.CpLora;
+using PeftSharp.Methods.TLora;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -64,6 +69,23 @@ public class MethodContractTests
         new("randlora", t => new RandLoraConfig { Rank = 2, Alpha = 4, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 1) / 2 * (2 + Math.Min(l.InFeatures, l.OutFeatures))),
         new("randlora-sparse-dropout", t => new RandLoraConfig { Rank = 4, Alpha = 8, Sparse = true, Dropout = 0.1, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 3) / 4 * (4 + Math.Min(l.InFeatures, l.OutFeatures))),
         new("randlora-very-sparse-unsaved-bases", t => new RandLoraConfig { Rank = 3, Alpha = 3, VerySparse = true, SaveProjection = false, TargetModules = t }, l => (Math.Min(l.InFeatures, l.OutFeatures) + 2) / 3 * (3 + Math.Min(l.InFeatures, l.OutFeatures))),
+        // Hydra: r_p·(d_in + d_out) + 2·r_s·d_out (no branch biases: v_proj has no base bias to merge them into).
+        new("hydra", t => new HydraConfig { Rank = 2, SequentialRank = 3, Scale = 0.5, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2 * 3 * l.OutFeatures),
+        new("hydra-xavier-dropout", t => new HydraConfig { Rank = 1, SequentialRank = 2, Dropout = 0.1, InitWeights = HydraInit.Xavier, TargetModules = t }, l => 1 * (l.InFeatures + l.OutFeatures) + 2 * 2 * l.OutFeatures),
+        new("hydra-random-init", t => new HydraConfig { Rank = 2, SequentialRank = 1, InitWeights = HydraInit.Random, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2 * 1 * l.OutFeatures, IdentityAtInit: false),
+        // The conv-kernel LoRAs on a Linear (a 1×1 kernel): every one is r·(d_in + d_out), + d_out with use_dora.
+        new("lora-c", t => new LoraCConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("dora-c-dropout", t => new LoraCConfig { Rank = 2, Alpha = 4, UseDora = true, Dropout = 0.1, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + l.OutFeatures),
+        new("conv-lora", t => new ConvLoraConfig { Rank = 2, Alpha = 2, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
+        new("conv-dora", t => new ConvLoraConfig { Rank = 2, Alpha = 3, UseDora = true, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + l.OutFeatures),
+        new("cp-lora", t => new CpLoraConfig { Rank = 3, Alpha = 3, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("cp-dora-random-init", t => new CpLoraConfig { Rank = 2, Alpha = 2, UseDora = true, InitLoraWeights = false, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + l.OutFeatures, IdentityAtInit: false),
+        // TLoRA, by hand. num_cores 2: 6 → (2, 3), 4 → (2, 2); transform_r 2: cores [1, n1, n1, 2] + [2, n2, n2, 1] = 2n1² + 2n2²;
+        // r = 2: residual q²·(o1·i1 + o2·i2). 6×6: 26 + 4·13 = 78; 4 → 6: 16 + 4·(2·2 + 3·2) = 56.
+        new("tlora", t => new TLoraConfig { Rank = 2, TransformRank = 2, NumCores = 2, TargetModules = t }, l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 78, (4, 6) => 56, _ => throw new InvalidOperationException() }),
+        // Defaults (r 4, transform_r 1, num_cores 3): 6 → (1, 2, 3), 4 → (1, 2, 2). 6×6: 14 + 16·14 = 238; 4 → 6: 9 + 16·(1 + 4 + 6) = 185.
+        new("tlora-defaults", t => new TLoraConfig { TargetModules = t }, l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 238, (4, 6) => 185, _ => throw new InvalidOperationException() }),
+        new("tlora-random-residual", t => new TLoraConfig { Rank = 1, NumCores = 2, InitWeights = false, TargetModules = t }, l => (l.InFeatures, l.OutFeatures) switch { (6, 6) => 13 + 13, (4, 6) => 8 + 10, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
     ];
 
     public static TheoryData<string> Names()

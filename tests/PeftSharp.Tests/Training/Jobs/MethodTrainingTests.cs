@@ -63,8 +63,8 @@ public class MethodTrainingTests : IDisposable
     }
 
     [Theory]
-    [InlineData("lora", 1e-3)]
-    [InlineData("dora", 1e-3)]
+    [InlineData("lora", 5e-3)]
+    [InlineData("dora", 5e-3)]
     [InlineData("vera", 1e-2)]
     public void Short_run_lowers_eval_loss(string method, double lr)
     {
@@ -74,6 +74,7 @@ public class MethodTrainingTests : IDisposable
             Data = Subset("train.jsonl", 640),
             Validation = Subset("test.jsonl", 128),
             MaxSteps = 40,
+            BatchSize = 16,
             LearningRate = lr,
             MaxLength = 48,
             ShowExamples = 0,
@@ -81,6 +82,7 @@ public class MethodTrainingTests : IDisposable
         });
         var before = result.Training.Before!.Loss!.Value;
         var after = result.Training.After!.Loss!.Value;
+        // Runs are bit-reproducible on CPU (fixed seed), so this margin is not a flaky threshold.
         Assert.True(after < before - 0.05, $"{method}: eval loss {before} -> {after}");
     }
 }
