@@ -56,6 +56,8 @@ public interface ITrainingHooks
     /// <summary>
     /// After the gradients are cleared: structural changes (pruning, rank changes, projector refresh). Return every
     /// parameter replaced in the model so the trainer rebuilds its optimizer state; empty when nothing changed.
+    /// This runs inside the step's dispose scope: temporaries are freed with it, and the trainer detaches each returned
+    /// replacement from the scope (TorchSharp would otherwise dispose a Parameter built there at the end of the step).
     /// </summary>
     IReadOnlyList<ParameterChange> OnSchedule(TrainingStep step, TrainingOptimizer optimizer) => [];
 

@@ -241,25 +241,37 @@ public sealed partial class Trainer : IDisposable
 
     private void AfterStep()
     {
-        if (Step % _options.LogEvery == 0 || Step == _options.MaxSteps)
+        if (Step % _options.LogEvery == 0)
         {
-            var last = _history[^1];
-            var seconds = ElapsedSeconds - _interval.StartSeconds;
-            var logged = new MetricsLogged(Step,
-                _interval.GoodSteps > 0 ? _interval.LossSum / _interval.GoodSteps : double.NaN,
-                last.LearningRate, last.GradNorm, seconds > 0 ? _interval.Tokens / seconds : 0, ElapsedSeconds);
-            AppendLog(MetricsLog.Line(logged));
-            _options.Progress?.Report(logged);
-            _interval = new Interval(0, 0, 0, ElapsedSeconds);
+            LogInterval();
         }
         if (_options.EvalEvery > 0 && Step % _options.EvalEvery == 0 && HasEvaluation)
         {
             RunEvaluation();
         }
-        if (_options.CheckpointEvery > 0 && Step % _options.CheckpointEvery == 0)
+        // No checkpoint inside a run of bad steps: the last one written stays the last good one.
+        if (_options.CheckpointEvery > 0 && Step % _options.CheckpointEvery == 0 && _badSteps == 0)
         {
             SaveCheckpoint();
         }
+        // The last step is logged even off the interval, after any checkpoint of this step, so that a run resumed
+        // from that checkpoint logs exactly what an uninterrupted run logs.
+        if (Step == _options.MaxSteps && Step % _options.LogEvery != 0)
+        {
+            LogInterval();
+        }
+    }
+
+    private void LogInterval()
+    {
+        var last = _history[^1];
+        var seconds = ElapsedSeconds - _interval.StartSeconds;
+        var logged = new MetricsLogged(Step,
+            _interval.GoodSteps > 0 ? _interval.LossSum / _interval.GoodSteps : double.NaN,
+            last.LearningRate, last.GradNorm, seconds > 0 ? _interval.Tokens / seconds : 0, ElapsedSeconds);
+        AppendLog(MetricsLog.Line(logged));
+        _options.Progress?.Report(logged);
+        _interval = new Interval(0, 0, 0, ElapsedSeconds);
     }
 
     private EvaluationResult RunEvaluation()
@@ -323,6 +335,9 @@ public sealed partial class Trainer : IDisposable
     {
         foreach (var c in changes)
         {
+            // A Parameter made from a tensor created inside the step's dispose scope is owned by that scope in
+            // TorchSharp 0.107 and would be disposed at the end of the step; the model owns it now.
+            c.Replacement.DetachFromDisposeScope();
             Optimizer.RebuildState(c.Old, c.Replacement, c.Map);
         }
     }
