@@ -99,8 +99,8 @@ internal sealed class GrowLayer : AdapterLayer, ITrainingHooks
 
     public override Tensor? DeltaWeight(string adapterName) => _b[adapterName].matmul(_a[adapterName]);
 
-    public override IReadOnlyDictionary<string, Parameter> AdapterTensors(string adapterName) =>
-        new Dictionary<string, Parameter> { ["grow_A"] = _a[adapterName], ["grow_B"] = _b[adapterName] };
+    public override IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName) =>
+        new Dictionary<string, Tensor> { ["grow_A"] = _a[adapterName], ["grow_B"] = _b[adapterName] };
 
     /// <summary>Rank r → r + 1: A gains a row of 0.01, B a zero column, so the layer's function is unchanged.</summary>
     public IReadOnlyList<ParameterChange> Grow(string adapter)
