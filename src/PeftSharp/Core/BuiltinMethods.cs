@@ -2,7 +2,11 @@ using PeftSharp.Methods.LoHa;
 using PeftSharp.Methods.LoKr;
 using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.LoraSb;
+using PeftSharp.Methods.LoraXs;
+using PeftSharp.Methods.LolDu;
 using PeftSharp.Methods.Miss;
+using PeftSharp.Methods.Salt;
 
 namespace PeftSharp.Core;
 
@@ -16,5 +20,9 @@ internal static class BuiltinMethods
         registry.Add(new LoKrMethod());
         registry.Add(new MissMethod());
         registry.Add(new BoneMethod());
+        registry.Add(new LoraXsMethod());
+        registry.Add(new LoraSbMethod());
+        registry.Add(new LolDuMethod());
+        registry.Add(new SaltMethod());
     }
 }
