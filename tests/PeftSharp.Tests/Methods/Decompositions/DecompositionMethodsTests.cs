@@ -3,7 +3,6 @@ using PeftSharp.Methods.LolDu;
 using PeftSharp.Methods.LoraSb;
 using PeftSharp.Methods.LoraXs;
 using PeftSharp.Methods.Salt;
-using PeftSharp.Models.Common;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,7 +39,7 @@ public class DecompositionMethodsTests
     {
         // Conv1D stores [in, out] and computes x·W + b; the adapted layer must compute x·(W + ΔWᵀ) + b, merged or not.
         torch.manual_seed(21);
-        var conv = new Conv1D(5, 4);
+        var conv = OneLayer.Conv1D(5, 4);
         var w0 = conv.weight.detach().clone();
         var b0 = conv.bias.detach().clone();
         var (holder, peft) = OneLayer.Wrap(conv, Config(method));

@@ -26,6 +26,17 @@ internal static class OneLayer
         return lin;
     }
 
+    /// <summary>A GPT-2 Conv1D (<c>[in, out]</c> weight) with N(0, 1) weights: its constructor leaves the weight uninitialised.</summary>
+    public static PeftSharp.Models.Common.Conv1D Conv1D(int inFeatures, int outFeatures)
+    {
+        var conv = new PeftSharp.Models.Common.Conv1D(inFeatures, outFeatures);
+        using (torch.no_grad())
+        {
+            conv.weight.normal_();
+        }
+        return conv;
+    }
+
     public static Tensor Matrix(int rows, int cols, params float[] values) => torch.tensor(values, rows, cols);
 
     /// <summary>The adapter layer of <see cref="Wrap"/>.</summary>

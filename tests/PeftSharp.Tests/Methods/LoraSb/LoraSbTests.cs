@@ -1,6 +1,5 @@
 using PeftSharp.Core;
 using PeftSharp.Methods.LoraSb;
-using PeftSharp.Models.Common;
 using PeftSharp.Tests.Methods.Decompositions;
 using PeftSharp.Tests.Support;
 using PeftSharp.Training;
@@ -54,7 +53,7 @@ public class LoraSbTests
     public void Calibration_gives_the_truncated_svd_of_minus_lr_sign_gradient(bool conv1D)
     {
         torch.manual_seed(1);
-        nn.Module<Tensor, Tensor> proj = conv1D ? new Conv1D(2, 3) : nn.Linear(2, 3);
+        nn.Module<Tensor, Tensor> proj = conv1D ? OneLayer.Conv1D(2, 3) : nn.Linear(2, 3);
         var (net, peft) = OneLayer.Wrap(proj, new LoraSbConfig { Rank = 1, CalibrationSamples = 2, CalibrationLearningRate = 0.01 });
         var baseLayer = SbLayer(peft).Base;
         var w0 = baseLayer.Weight.detach().clone();
