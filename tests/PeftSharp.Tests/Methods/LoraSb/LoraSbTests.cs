@@ -1,4 +1,5 @@
 using PeftSharp.Core;
+using PeftSharp.IO;
 using PeftSharp.Methods.LoraSb;
 using PeftSharp.Tests.Methods.Decompositions;
 using PeftSharp.Tests.Support;
@@ -157,5 +158,63 @@ public class LoraSbTests
         Assert.Equal([3L, 3], shapes[OneLayer.Prefix + "lora_sb_R.weight"]);
         Assert.Equal([5L, 3], shapes[OneLayer.Prefix + "lora_sb_B.weight"]);
         Assert.Equal(3, shapes.Count);
+    }
+
+    [Fact]
+    public void Resume_works_from_the_checkpoints_adapter_folder_and_refuses_fresh_frames()
+    {
+        torch.manual_seed(10);
+        var lin = nn.Linear(2, 3);
+        var (w0, b0) = (lin.weight!.detach().clone(), lin.bias!.detach().clone());
+        var config = new LoraSbConfig { Rank = 1, CalibrationSamples = 2, CalibrationLearningRate = 0.01 };
+        var data = new InMemoryBatchDataset([ReferenceBatch()]);
+        var output = Directory.CreateTempSubdirectory("peftsharp-lorasb-").FullName;
+        try
+        {
+            var options = new TrainerOptions
+            {
+                MaxSteps = 2, Schedule = LearningRateSchedule.Constant(0.001), EvaluateBeforeTraining = false, CheckpointEvery = 1, OutputDirectory = output,
+            };
+            var (net, peft) = OneLayer.Wrap(lin, config);
+            string checkpoint;
+            using (var trainer = new Trainer(peft, b => Loss(net, b), TrainingData.FromDataset(data, shuffle: false), options with { MaxSteps = 1 }))
+            {
+                trainer.Train();
+                checkpoint = Checkpoints.Latest(output)!;
+            }
+
+            nn.Module<Tensor, Tensor> FreshBase()
+            {
+                var fresh = nn.Linear(2, 3);
+                using (torch.no_grad())
+                {
+                    fresh.weight!.copy_(w0);
+                    fresh.bias!.copy_(b0);
+                }
+                return nn.Sequential(("layer", fresh));
+            }
+
+            // A new, uncalibrated adapter has other frames: resuming onto it would train R in the wrong basis.
+            var wrong = FreshBase();
+            var wrongPeft = PeftModel.Create(wrong, config with { TargetModules = TargetModules.Of("layer") });
+            using (var trainer = new Trainer(wrongPeft, b => Loss(wrong, b), TrainingData.FromDataset(data, shuffle: false), options))
+            {
+                Assert.Throws<ModelMismatchException>(() => trainer.Resume(checkpoint));
+            }
+
+            var right = FreshBase();
+            var rightPeft = PeftModel.Wrap(right);
+            PeftAdapterFiles.Load(rightPeft, Path.Combine(checkpoint, Checkpoints.AdapterFolder), isTrainable: true);
+            using (var trainer = new Trainer(rightPeft, b => Loss(right, b), TrainingData.FromDataset(data, shuffle: false), options with { OutputDirectory = null, CheckpointEvery = 0 }))
+            {
+                trainer.Resume(checkpoint);
+                trainer.Train();
+                Assert.Equal(2, trainer.Step);
+            }
+        }
+        finally
+        {
+            Directory.Delete(output, true);
+        }
     }
 }
