@@ -37,11 +37,20 @@ public static class LoraSbCalibration
         var gradients = EstimateGradients(model, layers, data, loss, config.CalibrationSamples);
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        foreach (var (layer, g) in layers.Zip(gradients))
+        try
         {
-            var update = config.CalibrationUpdate == LoraSbConfig.SignUpdate ? -lr * g.sign() : -lr * g;
-            layer.InitialiseFromUpdate(adapterName, update);
-            g.Dispose();
+            foreach (var (layer, g) in layers.Zip(gradients))
+            {
+                var update = config.CalibrationUpdate == LoraSbConfig.SignUpdate ? -lr * g.sign() : -lr * g;
+                layer.InitialiseFromUpdate(adapterName, update);
+            }
+        }
+        finally
+        {
+            foreach (var g in gradients)
+            {
+                g.Dispose();
+            }
         }
     }
 
