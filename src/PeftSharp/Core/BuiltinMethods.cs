@@ -2,9 +2,13 @@ using PeftSharp.Methods.LoHa;
 using PeftSharp.Methods.LoKr;
 using PeftSharp.Methods.Bone;
 using PeftSharp.Methods.Lora;
+using PeftSharp.Methods.LoraSb;
+using PeftSharp.Methods.LoraXs;
+using PeftSharp.Methods.LolDu;
 using PeftSharp.Methods.Miss;
 using PeftSharp.Methods.RandLora;
 using PeftSharp.Methods.Vera;
+using PeftSharp.Methods.Salt;
 
 namespace PeftSharp.Core;
 
@@ -28,5 +32,9 @@ internal static class BuiltinMethods
         registry.Add(new Methods.ConvLora.ConvLoraMethod());
         registry.Add(new Methods.CpLora.CpLoraMethod());
         registry.Add(new Methods.TLora.TLoraMethod());
+        registry.Add(new LoraXsMethod());
+        registry.Add(new LoraSbMethod());
+        registry.Add(new LolDuMethod());
+        registry.Add(new SaltMethod());
     }
 }
