@@ -127,7 +127,7 @@ internal static class FactorCombination
         if (options.SvdClamp is { } q)
         {
             var dist = torch.cat([bOut.flatten(), aOut.flatten()]);
-            var hi = torch.quantile(dist, torch.tensor(q, dist.dtype, dist.device)).item<double>();
+            var hi = torch.quantile(dist, torch.tensor(q, dist.dtype, dist.device)).to(ScalarType.Float64).item<double>();
             bOut = bOut.clamp(-hi, hi);
             aOut = aOut.clamp(-hi, hi);
         }
