@@ -102,6 +102,44 @@ public class AddWeightedAdapterFixtureTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void Dare_linear_drops_like_PEFT_and_every_kept_entry_is_a_rescaled_source_sum()
+    {
+        var (model, peft) = MergeFixture.LoadWithSources();
+        using var _ = model;
+        const double density = 0.5;
+        var options = MergeFixture.Options("dare_linear") with { Seed = 30 };
+        Assert.Equal(density, options.Density);
+        using var combined = AdapterMerging.Combine(peft, ["a", "b"], MergeFixture.Weights("dare_linear"), options);
+        using var file = SafetensorsFile.Open(Path.Combine(MergeFixture.CombinedFolder("dare_linear"), "adapter_model.safetensors"));
+        long zerosOurs = 0, zerosPeft = 0, total = 0;
+        foreach (var (module, f) in combined.Factors)
+        {
+            var layer = (PeftSharp.Methods.Lora.LoraLayer)peft.AdapterLayers().Single(l => l.Name == module).Layer;
+            foreach (var (key, ours) in new[] { ("lora_A.weight", f.A), ("lora_B.weight", f.B) })
+            {
+                var isA = key[5] == 'A';
+                // Weights split as PEFT does: √(w·s) on each factor (both weights positive here).
+                var ca = Math.Sqrt(0.7 * layer.ScalingOf("a"));
+                var cb = Math.Sqrt(0.5 * layer.ScalingOf("b"));
+                var ta = layer.AdapterTensors("a")[key];
+                var tb = layer.AdapterTensors("b")[key];
+                // An entry is 0 (both dropped), ca·a/d, cb·b/d or (ca·a + cb·b)/d: the nearest of the four must match.
+                using var candidates = torch.stack([torch.zeros_like(ta), ta * (ca / density), tb * (cb / density), (ta * ca + tb * cb) / density], 0);
+                using var error = (candidates - ours.unsqueeze(0)).abs().amin(0);
+                Assert.True(error.max().item<float>() < 1e-5, $"{module}.{key} (A: {isA})");
+                using var theirs = file.Read("base_model.model." + module + "." + key);
+                zerosOurs += ours.eq(0).sum().item<long>();
+                zerosPeft += theirs.eq(0).sum().item<long>();
+                total += ours.numel();
+            }
+        }
+        // Both factors of both sources kept with probability ½ each: an entry is 0 with probability ¼ (σ ≈ 0.007 here).
+        output.WriteLine($"zero fraction: ours {zerosOurs / (double)total:F4}, PEFT {zerosPeft / (double)total:F4} of {total}");
+        Assert.InRange(zerosOurs / (double)total, 0.25 - 0.04, 0.25 + 0.04);
+        Assert.InRange(zerosPeft / (double)total, 0.25 - 0.04, 0.25 + 0.04);
+    }
+
     public static TheoryData<string> AllCombinations()
     {
         var data = new TheoryData<string>();
