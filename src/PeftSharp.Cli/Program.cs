@@ -14,6 +14,7 @@ public static class Program
         root.Subcommands.Add(MethodsCommand.Create());
         root.Subcommands.Add(ForwardCommand.Create());
         root.Subcommands.Add(GenerateCommand.Create());
+        root.Subcommands.Add(MergeAdaptersCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
