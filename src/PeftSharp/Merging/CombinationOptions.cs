@@ -12,7 +12,7 @@ public sealed record CombinationOptions
     /// <summary>PEFT's <c>svd_rank</c>: rank of the result of the svd kinds (default: the largest source rank).</summary>
     public int? SvdRank { get; init; }
 
-    /// <summary>PEFT's <c>svd_clamp</c>: a quantile q in [0, 1]; U·S and Vᴴ are clamped to ±quantile(|entries|, q). Null: no clamping.</summary>
+    /// <summary>PEFT's <c>svd_clamp</c>: a quantile q in [0, 1]; U·S and Vᴴ are clamped to ±h, h = quantile of their joint (signed) entries at q. Null: no clamping.</summary>
     public double? SvdClamp { get; init; }
 
     /// <summary>PEFT's <c>svd_full_matrices</c> (default true); only how the SVD is computed, the truncated factors are the same.</summary>

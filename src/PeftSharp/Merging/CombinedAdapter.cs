@@ -100,6 +100,7 @@ public sealed class CombinedAdapter : IDisposable
         }
     }
 
+    /// <summary>Disposes the factor tensors (a model the adapter was added to keeps its own copies).</summary>
     public void Dispose()
     {
         foreach (var f in _factors.Values)

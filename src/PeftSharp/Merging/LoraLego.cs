@@ -35,6 +35,7 @@ public sealed record LegoOptions
     /// <summary>Lloyd iterations at most (default 100).</summary>
     public int MaxIterations { get; init; } = 100;
 
+    /// <summary>Rejects bad values (clusters below 1, a non-finite output scale, negative iterations).</summary>
     public void Validate()
     {
         if (Clusters < 1)
