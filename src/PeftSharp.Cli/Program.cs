@@ -18,6 +18,7 @@ public static class Program
         root.Subcommands.Add(EvalCommand.Create());
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
+        root.Subcommands.Add(MergeAdaptersCommand.Create());
         return root.Parse(args).Invoke();
     }
 }
