@@ -73,6 +73,7 @@ public static class FineTuneJob
         // Seed before loading so a newly initialised head is the same in every run with this seed.
         torch.manual_seed(o.Seed);
         using var model = LoadModel(o.Model!, task, splits.Labels, device);
+        model.GradientCheckpointing = o.GradientCheckpointing;
         var (train, eval) = Encode(task, splits, tokenizer, o);
         log($"task {task}: {train.Count} training and {eval?.Count ?? 0} validation examples; model {model.Architecture}");
 
