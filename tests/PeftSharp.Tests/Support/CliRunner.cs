@@ -20,7 +20,7 @@ public static class CliRunner
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(300_000))
+        if (!p.WaitForExit(900_000))
         {
             p.Kill(entireProcessTree: true);
             throw new TimeoutException("peft " + string.Join(' ', args));

@@ -65,7 +65,7 @@ public class MetricsTests
 
         var json = JsonFiles.ReadObject(Path.Combine(dir.Path, "summary.json"));
         Assert.Equal(
-            ["task", "metric", "before", "after", "trainable_parameters", "total_parameters", "train_seconds", "tokens_per_second", "peak_memory_bytes"],
+            ["task", "metric", "before", "after", "trainable_parameters", "total_parameters", "steps", "train_seconds", "tokens_per_second", "peak_memory_bytes"],
             json.Select(p => p.Key));
         var summary = TrainingSummary.Load(Path.Combine(dir.Path, "summary.json"));
         Assert.Equal("toy-regression", summary.Task);

@@ -73,23 +73,11 @@ public sealed record LoraConfig : AdapterConfig
 
     public override AdapterConfig ForModule(string qualifiedName)
     {
-        var rank = Find(RankPattern, qualifiedName);
-        var alpha = Find(AlphaPattern, qualifiedName);
+        var rank = PatternKeys.Find(RankPattern, qualifiedName);
+        var alpha = PatternKeys.Find(AlphaPattern, qualifiedName);
         return rank is null && alpha is null ? this : this with { Rank = rank ?? Rank, Alpha = alpha ?? Alpha };
     }
 
-    // PEFT's rule: the first pattern key (in dict order) that matches the end of the module name, `(.*\.)?KEY$`.
-    private static T? Find<T>(IReadOnlyDictionary<string, T> pattern, string name) where T : struct
-    {
-        foreach (var (key, value) in pattern)
-        {
-            if (Regex.IsMatch(name, "^(.*\\.)?(?:" + key + ")$", RegexOptions.CultureInvariant))
-            {
-                return value;
-            }
-        }
-        return null;
-    }
 
     public override void Validate()
     {

@@ -55,23 +55,11 @@ public abstract record LycorisConfig : AdapterConfig
 
     public override AdapterConfig ForModule(string qualifiedName)
     {
-        var rank = FindPattern(RankPattern, qualifiedName);
-        var alpha = FindPattern(AlphaPattern, qualifiedName);
+        var rank = PatternKeys.Find(RankPattern, qualifiedName);
+        var alpha = PatternKeys.Find(AlphaPattern, qualifiedName);
         return rank is null && alpha is null ? this : this with { Rank = rank ?? Rank, Alpha = alpha ?? Alpha };
     }
 
-    // PEFT's get_pattern_key: the first key (in dict order) for which `(.*\.)?(KEY)$` matches from the start of the name.
-    private static T? FindPattern<T>(IReadOnlyDictionary<string, T> pattern, string name) where T : struct
-    {
-        foreach (var (key, value) in pattern)
-        {
-            if (Regex.IsMatch(name, "^(.*\\.)?(?:" + key + ")$", RegexOptions.CultureInvariant))
-            {
-                return value;
-            }
-        }
-        return null;
-    }
 
     public override void Validate()
     {

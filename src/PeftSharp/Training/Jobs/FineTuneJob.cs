@@ -77,11 +77,13 @@ public static class FineTuneJob
         var (train, eval) = Encode(task, splits, tokenizer, o);
         log($"task {task}: {train.Count} training and {eval?.Count ?? 0} validation examples; model {model.Architecture}");
 
-        var peft = BuildTrainable(model, o, task);
         var collator = Collator.For(tokenizer);
         var trainLoader = new DataLoader(train.Examples, collator, device, new DataLoaderOptions { BatchSize = o.BatchSize, Shuffle = true, Seed = o.Seed });
         var evalLoader = eval is null ? null : new DataLoader(eval.Examples, collator, device, new DataLoaderOptions { BatchSize = o.BatchSize, Shuffle = false });
         var steps = o.MaxSteps ?? (long)Math.Ceiling(o.Epochs * trainLoader.Count / o.GradientAccumulation);
+        var warmupSteps = (long)Math.Round(o.WarmupRatio * steps);
+        // LoRA-SB approximates the first full update: the official code takes the first warm-up step's lr.
+        var peft = BuildTrainable(model, o, task, calibrationLearningRate: o.LearningRate / Math.Max(1, warmupSteps));
         var examplesBefore = ShowPredictions(model, tokenizer, splits, task, o);
         var stepsPerEpoch = Math.Max(1, trainLoader.Count / o.GradientAccumulation);
         progress?.Report(new TrainingPlanned(steps, train.Count, eval?.Count ?? 0));
@@ -100,7 +102,7 @@ public static class FineTuneJob
                     _ => ScheduleKind.Linear,
                 },
                 PeakLearningRate = o.LearningRate,
-                WarmupSteps = (long)Math.Round(o.WarmupRatio * steps),
+                WarmupSteps = warmupSteps,
                 TotalSteps = steps,
             },
             Optimizer = o.Optimizer == "sgd"
@@ -208,7 +210,7 @@ public static class FineTuneJob
         _ => ["q_proj", "v_proj"],
     };
 
-    private static PeftModel BuildTrainable(PretrainedModel model, FineTuneOptions o, FineTuneTask task)
+    private static PeftModel BuildTrainable(PretrainedModel model, FineTuneOptions o, FineTuneTask task, double calibrationLearningRate)
     {
         var heads = task == FineTuneTask.Classification ? model.OutputHeadNames : [];
         if (o.FullFineTune || o.HeadOnly)
@@ -229,7 +231,7 @@ public static class FineTuneJob
         }
         else
         {
-            config = MethodConfigs.WithRank(config, o.Rank, o.Alpha, o.Dropout);
+            config = MethodConfigs.WithRank(config, o.Rank, o.Alpha, o.Dropout, calibrationLearningRate);
         }
         return PeftModel.Create(model, config);
     }

@@ -12,7 +12,7 @@ public static class MethodConfigs
     /// A copy of <paramref name="config"/> with <c>r</c> and, where the method has them, its alpha key and every
     /// <c>*_dropout</c> key set; keys a method lacks are left alone (VeRA has no alpha, for example).
     /// </summary>
-    public static AdapterConfig WithRank(AdapterConfig config, int rank, double alpha, double dropout, MethodRegistry? registry = null)
+    public static AdapterConfig WithRank(AdapterConfig config, int rank, double alpha, double dropout, double? calibrationLearningRate = null, MethodRegistry? registry = null)
     {
         registry ??= MethodRegistry.Default;
         var json = JsonNode.Parse(registry.SerializeConfig(config))!.AsObject();
@@ -27,6 +27,11 @@ public static class MethodConfigs
         foreach (var key in json.Select(p => p.Key).Where(k => k.EndsWith("_dropout", StringComparison.Ordinal) && k is not ("rank_dropout" or "module_dropout") && json[k] is JsonValue).ToList())
         {
             json[key] = dropout;
+        }
+        // LoRA-SB's calibration needs the learning rate of the first update it approximates (unset = the run's first step).
+        if (calibrationLearningRate is double lr && json.ContainsKey("calibration_lr") && json["calibration_lr"] is null)
+        {
+            json["calibration_lr"] = lr;
         }
         return registry.ParseConfig(json.ToJsonString(), $"{config.PeftType} options");
     }
