@@ -25,7 +25,7 @@ internal static class BenchCli
             var selected = argv[0] == "all"
                 ? commands.Where(c => c.InAll).ToList()
                 : [commands.FirstOrDefault(c => c.Name == argv[0]) ?? throw new BenchException($"unknown subcommand '{argv[0]}'; run with --help")];
-            var context = new BenchContext(BenchSettings.From(args), "dotnet run -c Release --project bench/PeftSharp.Bench -- " + string.Join(' ', argv));
+            var context = new BenchContext(BenchSettings.From(args), args, "dotnet run -c Release --project bench/PeftSharp.Bench -- " + string.Join(' ', argv));
             context.Settings.ApplyThreads();
             var total = Stopwatch.StartNew();
             foreach (var command in selected)

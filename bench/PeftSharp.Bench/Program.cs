@@ -9,6 +9,7 @@ BenchCommand[] commands =
     new("train-step", "training step time, peak memory and MFU: full AdamW, LoRA r=8 all-linear + AdamW, frozen floor", TrainStepCommand.Run, TrainStepCommand.RunChild, InAll: true),
     new("inference", "forward time: base, LoRA unmerged, LoRA merged", InferenceCommand.Run, InAll: true),
     new("generation", "greedy decoding tokens/s with the KV cache: base, LoRA unmerged, LoRA merged", GenerationCommand.Run, InAll: true),
+    new("lora-profile", "where a LoRA step costs more than the frozen floor (whole model and per linear layer)", LoraProfileCommand.Run),
     new("load-memory", "peak RSS while loading MiniLM and a generated ~500M-parameter Llama checkpoint", LoadMemoryCommand.Run, LoadMemoryCommand.RunChild, InAll: true),
 ];
 return BenchCli.Run(args, commands);
