@@ -35,6 +35,7 @@ internal sealed record TrainStepResult(
     double ForwardMs,
     double BackwardMs,
     double OptimizerMs,
+    double CpuMs,
     List<double> StepTimesMs,
     long BaselineRssBytes,
     long PeakBytes,
@@ -90,10 +91,12 @@ internal static class TrainStep
         var backward = new List<double>();
         var step = new List<double>();
         var opt = new List<double>();
+        var cpu = new List<double>();
         var firstLoss = double.NaN;
         for (var i = 0; i < settings.Warmup + settings.Repeats; i++)
         {
             using var scope = torch.NewDisposeScope();
+            var cpuStart = CpuTimeMs();
             var sw = Stopwatch.StartNew();
             var loss = BenchModels.Loss(model, ids);
             var tForward = sw.Elapsed.TotalMilliseconds;
@@ -105,6 +108,7 @@ internal static class TrainStep
                 optimizer.ZeroGrad();
             }
             var tStep = sw.Elapsed.TotalMilliseconds;
+            var cpuStep = CpuTimeMs() - cpuStart;
             if (i == 0)
             {
                 firstLoss = loss.item<float>();
@@ -115,6 +119,7 @@ internal static class TrainStep
                 backward.Add(tBackward - tForward);
                 opt.Add(tStep - tBackward);
                 step.Add(tStep);
+                cpu.Add(cpuStep);
             }
         }
         var peak = ProcStatus.Read().PeakBytes;
@@ -129,7 +134,17 @@ internal static class TrainStep
             model.Dispose();
         }
         return new TrainStepResult(spec.Key, mode, total, matmul, trainable, Stats.Median(step), Stats.Median(forward),
-            Stats.Median(backward), Stats.Median(opt), step, baseline.RssBytes, peak, firstLoss);
+            Stats.Median(backward), Stats.Median(opt), Stats.Median(cpu), step, baseline.RssBytes, peak, firstLoss);
+    }
+
+    /// <summary>
+    /// CPU time of the whole process (all threads). On a busy machine it moves far less than wall time; with one torch
+    /// thread it is the work done, which is what a before/after comparison on a shared machine can rely on.
+    /// </summary>
+    private static double CpuTimeMs()
+    {
+        using var self = Process.GetCurrentProcess();
+        return self.TotalProcessorTime.TotalMilliseconds;
     }
 
     /// <summary>

@@ -39,7 +39,7 @@ internal static class TrainStepCommand
 
         var absolute = results.Select(r => new[]
         {
-            BenchModels.Get(r.Model).Label, r.Mode, Fmt.Millions(r.TrainableParameters), Fmt.Ms(r.StepMs), Fmt.Ms(r.ForwardMs),
+            BenchModels.Get(r.Model).Label, r.Mode, Fmt.Millions(r.TrainableParameters), Fmt.Ms(r.StepMs), Fmt.Ms(r.CpuMs), Fmt.Ms(r.ForwardMs),
             Fmt.Ms(r.BackwardMs), Fmt.Ms(r.OptimizerMs), Fmt.MiB(r.PeakBytes), Fmt.MiB(r.PeakBytes - r.BaselineRssBytes),
             Fmt.MiB(tensorBound[(r.Model, r.Mode)]), Fmt.F(TrainStep.Flops(r, tokens) / 1e9), Fmt.F(TrainStep.Flops(r, tokens) / (r.StepMs / 1e3) / 1e9), Fmt.Percent(Mfu(r)),
         });
@@ -77,10 +77,10 @@ internal static class TrainStepCommand
             + Markdown.Table(["Model", "LoRA / full step", "LoRA / floor step", "LoRA / full peak", "(raw VmHWM)", "(tensor-bound)", "floor / full peak (tensor-bound)", "LoRA fwd+bwd / floor", "optimizer share of LoRA step",
                 "MFU full", "MFU LoRA", "MFU floor"], ratios));
         context.Report.AddSection("Training step: absolute",
-            $"Medians of {settings.Repeats} steps after {settings.Warmup} warm-up. fwd = forward + loss, bwd = backward, opt = AdamW step + zero_grad. "
+            $"Medians of {settings.Repeats} steps after {settings.Warmup} warm-up. CPU = process CPU time per step (all threads), fwd = forward + loss, bwd = backward, opt = AdamW step + zero_grad. "
             + $"Peak = VmHWM of the child; above base = VmHWM − VmRSS before the model was built. Model GFLOP per step: full 6·N·tokens, LoRA 4·N·tokens + 6·N_lora·tokens, "
             + "floor 4·N·tokens (N = matmul weights: linear layers and the tied lm_head, no embedding lookups; attention products not counted). "
             + $"MFU = achieved / measured matmul peak ({Fmt.F(peak)} GFLOP/s).\n\n"
-            + Markdown.Table(["Model", "Mode", "Trainable", "Step ms", "fwd ms", "bwd ms", "opt ms", "Peak MiB", "Above base MiB", "Tensor-bound MiB", "GFLOP/step", "GFLOP/s", "MFU"], absolute));
+            + Markdown.Table(["Model", "Mode", "Trainable", "Step ms", "CPU ms", "fwd ms", "bwd ms", "opt ms", "Peak MiB", "Above base MiB", "Tensor-bound MiB", "GFLOP/step", "GFLOP/s", "MFU"], absolute));
     }
 }
