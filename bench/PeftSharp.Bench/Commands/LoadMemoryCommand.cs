@@ -29,6 +29,9 @@ internal static class LoadMemoryCommand
     public static void Run(BenchContext context)
     {
         var rows = new List<string[]>();
+        // stories260K's 1 MB of weights shows the fixed cost of a load (code JIT-compiled, managed objects).
+        var stories = BundledAssets.Model(BundledAssets.Stories260K);
+        rows.Add(Measure(context, "stories260K (fixed cost of a load)", stories, FolderBytes(stories), target: false));
         var minilm = BundledAssets.Model(BundledAssets.MiniLmL6V2);
         rows.Add(Measure(context, "all-MiniLM-L6-v2 (F16 file, F32 model)", minilm, FolderBytes(minilm)));
 
@@ -51,21 +54,31 @@ internal static class LoadMemoryCommand
         }
         context.Report.AddSection("Model load peak memory",
             "Each load in a child process; baseline = VmRSS with libtorch loaded before the load; peak = VmHWM after it. "
-            + "\"Peak above base / weights\" is the target quantity (≈ 1: one copy of the weights in memory; the loader reads one tensor at a time).\n\n"
+            + "\"Peak above base / weights\" is the target quantity (≈ 1: one copy of the weights; goal taken as ≤ 1.10×). "
+            + "stories260K (1 MB of weights) shows the fixed cost of any load (code compiled, managed objects), which dominates the small MiniLM's ratio.\n\n"
             + Markdown.Table(["Checkpoint", "File MiB", "F32 weights MiB", "Baseline MiB", "Peak MiB", "Peak above base MiB", "Peak above base / weights", "Peak above base / file", "Load s"], rows));
     }
 
-    private static string[] Measure(BenchContext context, string label, string folder, long fileBytes)
+    private static string[] Measure(BenchContext context, string label, string folder, long fileBytes, bool target = true)
     {
         Console.Error.WriteLine($"[bench]   load-memory {label}");
         var r = ChildProcess.Run<LoadResult>("load-memory", ["--folder", folder, .. context.Settings.ToArgv()]);
         var above = r.PeakBytes - r.BaselineRssBytes;
         var ratio = (double)above / r.ParameterBytes;
-        context.Report.AddTarget(TargetRow.AtMost("load peak above base / F32 weights", label, ratio, 1.15));
+        if (target)
+        {
+            context.Report.AddTarget(TargetRow.AtMost("load peak above base / F32 weights", label, ratio, 1.10));
+        }
         return [label, Fmt.MiB(fileBytes), Fmt.MiB(r.ParameterBytes), Fmt.MiB(r.BaselineRssBytes), Fmt.MiB(r.PeakBytes), Fmt.MiB(above),
             Fmt.Ratio(ratio), Fmt.Ratio((double)above / fileBytes), Fmt.F(r.Seconds, 2)];
     }
 
-    private static long FolderBytes(string folder) =>
-        Directory.EnumerateFiles(folder, "*.safetensors").Sum(f => new FileInfo(f).Length);
+    /// <summary>Bytes of the weights files: <c>model.safetensors</c>, or the shards <c>model-*.safetensors</c> (not e.g. reference logits).</summary>
+    private static long FolderBytes(string folder)
+    {
+        var single = Path.Combine(folder, "model.safetensors");
+        return File.Exists(single)
+            ? new FileInfo(single).Length
+            : Directory.EnumerateFiles(folder, "model-*.safetensors").Sum(f => new FileInfo(f).Length);
+    }
 }
