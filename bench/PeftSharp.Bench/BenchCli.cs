@@ -21,10 +21,15 @@ internal static class BenchCli
             {
                 return RunChild(argv, commands);
             }
+            var named = commands.FirstOrDefault(c => c.Name == argv[0]);
+            if (named?.Raw is not null)
+            {
+                return named.Raw(argv[1..]);
+            }
             var args = BenchArgs.Parse(argv.Skip(1));
             var selected = argv[0] == "all"
-                ? commands.Where(c => c.InAll).ToList()
-                : [commands.FirstOrDefault(c => c.Name == argv[0]) ?? throw new BenchException($"unknown subcommand '{argv[0]}'; run with --help")];
+                ? commands.Where(c => c.InAll && c.Run is not null).ToList()
+                : [named ?? throw new BenchException($"unknown subcommand '{argv[0]}'; run with --help")];
             var context = new BenchContext(BenchSettings.From(args), args, "dotnet run -c Release --project bench/PeftSharp.Bench -- " + string.Join(' ', argv));
             context.Settings.ApplyThreads();
             var total = Stopwatch.StartNew();
@@ -32,7 +37,7 @@ internal static class BenchCli
             {
                 var sw = Stopwatch.StartNew();
                 Console.Error.WriteLine($"[bench] {command.Name} ...");
-                command.Run(context);
+                command.Run!(context);
                 Console.Error.WriteLine($"[bench] {command.Name} done in {sw.Elapsed.TotalSeconds:F0} s");
             }
             context.Report.WallClock = total.Elapsed;

@@ -111,6 +111,7 @@ public static class AutoModel
             config = config.With("num_labels", labels);
         }
         var model = s_architectures[architecture](config, options);
+        model.GradientCheckpointing = options.GradientCheckpointing;
         model.eval();
         return model;
     }

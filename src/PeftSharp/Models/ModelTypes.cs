@@ -27,6 +27,12 @@ public sealed record ModelLoadOptions
     /// "newly initialized" weights. Off by default: any missing tensor is an error.
     /// </summary>
     public bool AllowNewHead { get; init; }
+
+    /// <summary>
+    /// Turn on <see cref="PretrainedModel.GradientCheckpointing"/> (per-layer recompute in the backward) on the model
+    /// <see cref="AutoModel"/> builds. Off by default.
+    /// </summary>
+    public bool GradientCheckpointing { get; init; }
 }
 
 /// <summary>What the model's <see cref="ModelOutput.Logits"/> mean.</summary>

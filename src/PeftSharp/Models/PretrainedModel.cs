@@ -46,6 +46,28 @@ public abstract class PretrainedModel : nn.Module<ModelInput, ModelOutput>, Core
     /// <summary>Checkpoint keys (in the model's naming) that are not parameters and are skipped, e.g. stored causal-mask buffers.</summary>
     protected internal virtual bool IsIgnorableCheckpointKey(string key) => false;
 
+    /// <summary>
+    /// Gradient (activation) checkpointing of every decoder/encoder layer, transformers'
+    /// <c>gradient_checkpointing_enable()</c>: in training mode with gradients enabled, each layer keeps only its inputs
+    /// and is recomputed in the backward (see <see cref="Common.Checkpointing"/>), trading one more forward for the
+    /// layers' activation memory. Has no effect in eval mode, under <c>no_grad</c> or with a KV cache. Off by default;
+    /// <see cref="ModelLoadOptions.GradientCheckpointing"/> sets it at load time.
+    /// </summary>
+    public bool GradientCheckpointing
+    {
+        get => Stacks().Any(s => s.GradientCheckpointing);
+        set
+        {
+            foreach (var stack in Stacks())
+            {
+                stack.GradientCheckpointing = value;
+            }
+        }
+    }
+
+    private IEnumerable<Common.ICheckpointedStack> Stacks() =>
+        named_modules().Select(m => m.module).OfType<Common.ICheckpointedStack>();
+
     /// <summary>Runs the model; see <see cref="ModelInput"/> for the shapes.</summary>
     public ModelOutput Forward(Tensor inputIds, Tensor? attentionMask = null, Tensor? tokenTypeIds = null, Tensor? positionIds = null, KvCache? cache = null)
     {

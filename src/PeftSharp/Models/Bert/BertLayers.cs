@@ -163,7 +163,7 @@ public sealed class BertLayer : nn.Module<Tensor, Tensor?, Tensor>
 }
 
 /// <summary>transformers' <c>BertEncoder</c>: the stack <c>layer</c>.</summary>
-public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
+public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>, ICheckpointedStack
 {
     public ModuleList<BertLayer> layer;
 
@@ -174,13 +174,17 @@ public sealed class BertEncoder : nn.Module<Tensor, Tensor?, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Recompute each layer in the backward instead of keeping its activations (see <see cref="Checkpointing"/>).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     public override Tensor forward(Tensor hidden, Tensor? mask)
     {
         using var scope = torch.NewDisposeScope();
         var h = hidden;
+        var checkpoint = Checkpointing.IsActive(GradientCheckpointing, training, null);
         foreach (var block in layer)
         {
-            h = block.call(h, mask);
+            h = checkpoint ? Checkpointing.Run(block, xs => block.call(xs[0]!, xs[1]), h, mask) : block.call(h, mask);
         }
         return h.MoveToOuterDisposeScope();
     }

@@ -10,7 +10,7 @@ namespace PeftSharp.Models.Gpt2;
 /// <c>h</c>, final <c>ln_f</c>. Token type ids, when given, are embedded with <c>wte</c> and added (as transformers).
 /// Returns the hidden state after <c>ln_f</c>, <c>[B, T, n_embd]</c>.
 /// </summary>
-public sealed class Gpt2Model : nn.Module<ModelInput, Tensor>
+public sealed class Gpt2Model : nn.Module<ModelInput, Tensor>, ICheckpointedStack
 {
     public nn.Module<Tensor, Tensor> wte;
     public nn.Module<Tensor, Tensor> wpe;
@@ -35,6 +35,9 @@ public sealed class Gpt2Model : nn.Module<ModelInput, Tensor>
         RegisterComponents();
         InitConv1D(source.GetDouble("initializer_range", 0.02));
     }
+
+    /// <summary>Recompute each block in the backward instead of keeping its activations (see <see cref="Checkpointing"/>).</summary>
+    public bool GradientCheckpointing { get; set; }
 
     /// <summary>The token embedding as built, which a tied <c>lm_head</c> shares.</summary>
     internal Embedding TokenEmbedding => _wte.Value;
@@ -68,9 +71,12 @@ public sealed class Gpt2Model : nn.Module<ModelInput, Tensor>
         hidden = nn.functional.dropout(hidden, _config.EmbdDropout, training);
         var mask = AttentionMasks.Build(input.AttentionMask, batch, length, past, causal: true, hidden.dtype, hidden.device);
         var ctx = new Gpt2Context(mask, input.Cache);
+        var checkpoint = Checkpointing.IsActive(GradientCheckpointing, training, input.Cache);
         foreach (var block in h)
         {
-            hidden = block.call(hidden, ctx);
+            hidden = checkpoint
+                ? Checkpointing.Run(block, xs => block.call(xs[0]!, new Gpt2Context(xs[1], null)), hidden, mask)
+                : block.call(hidden, ctx);
         }
         return ln_f.call(hidden).MoveToOuterDisposeScope();
     }

@@ -10,7 +10,7 @@ namespace PeftSharp.Models.Llama;
 /// final <c>norm</c>. Returns the normalised hidden state <c>[B, T, hidden]</c>. Attention is causal plus the padding
 /// mask; positions default to <c>past .. past+T-1</c> in every row.
 /// </summary>
-public sealed class LlamaModel : nn.Module<ModelInput, Tensor>
+public sealed class LlamaModel : nn.Module<ModelInput, Tensor>, ICheckpointedStack
 {
     public nn.Module<Tensor, Tensor> embed_tokens;
     public ModuleList<LlamaDecoderLayer> layers;
@@ -36,6 +36,9 @@ public sealed class LlamaModel : nn.Module<ModelInput, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Recompute each decoder layer in the backward instead of keeping its activations (see <see cref="Checkpointing"/>).</summary>
+    public bool GradientCheckpointing { get; set; }
+
     /// <summary>The token embedding as built (the base layer a tied <c>lm_head</c> shares), even after an adapter wraps <see cref="embed_tokens"/>.</summary>
     internal Embedding Embedding => _embedding.Value;
 
@@ -58,9 +61,12 @@ public sealed class LlamaModel : nn.Module<ModelInput, Tensor>
         var (cos, sin) = _rotary.CosSin(positions, h.dtype);
         var mask = AttentionMasks.Build(input.AttentionMask, batch, length, past, causal: true, h.dtype, h.device);
         var ctx = new DecoderContext(cos, sin, mask, input.Cache);
+        var checkpoint = Checkpointing.IsActive(GradientCheckpointing, training, input.Cache);
         foreach (var layer in layers)
         {
-            h = layer.call(h, ctx);
+            h = checkpoint
+                ? Checkpointing.Run(layer, xs => layer.call(xs[0]!, new DecoderContext(xs[1]!, xs[2]!, xs[3], null)), h, cos, sin, mask)
+                : layer.call(h, ctx);
         }
         return norm.call(h).MoveToOuterDisposeScope();
     }
