@@ -80,10 +80,10 @@ internal static class BenchCli
     {
         Console.WriteLine("usage: dotnet run -c Release --project bench/PeftSharp.Bench -- <command> [options]");
         Console.WriteLine();
-        Console.WriteLine("  all                  every command below marked (all), one report");
+        Console.WriteLine("  all                      every command below marked (all), one report");
         foreach (var c in commands)
         {
-            Console.WriteLine($"  {c.Name,-20} {c.Description}{(c.InAll ? " (all)" : "")}");
+            Console.WriteLine($"  {c.Name,-24} {c.Description}{(c.InAll ? " (all)" : "")}");
         }
         Console.WriteLine();
         Console.WriteLine(BenchSettings.Usage);
