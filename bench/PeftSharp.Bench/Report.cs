@@ -85,7 +85,7 @@ internal static class Fmt
 
     public static string Percent(double f) => double.IsFinite(f) ? (f * 100).ToString("F1", CultureInfo.InvariantCulture) + "%" : "n/a";
 
-    public static string Ms(double ms) => ms >= 100 ? ms.ToString("F0", CultureInfo.InvariantCulture) : ms.ToString("F1", CultureInfo.InvariantCulture);
+    public static string Ms(double ms) => ms.ToString(ms >= 100 ? "F0" : ms >= 10 ? "F1" : "F2", CultureInfo.InvariantCulture);
 
     public static string MiB(long bytes) => (bytes / Stats.MiB).ToString("F0", CultureInfo.InvariantCulture);
 
