@@ -104,5 +104,14 @@ internal static class BenchModels
         return n;
     }
 
+    /// <summary>Σ over layers of heads × head_dim: the width of the attention products (QKᵀ, AV).</summary>
+    public static long AttentionWidth(PretrainedModel model)
+    {
+        var c = model.Config;
+        var heads = c.RequireInt("num_attention_heads");
+        var headDim = c.GetOptionalInt("head_dim") ?? c.RequireInt("hidden_size") / heads;
+        return (long)c.RequireInt("num_hidden_layers") * heads * headDim;
+    }
+
     public static long TotalParameters(nn.Module model) => model.parameters().Sum(p => p.numel());
 }

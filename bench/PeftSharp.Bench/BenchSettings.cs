@@ -13,7 +13,7 @@ internal sealed record BenchSettings
         "  --batch N            sequences per step, every model [1]\n" +
         "  --seq N              tokens per sequence, every model [512]\n" +
         "  --warmup N           untimed steps/calls before measuring [1]\n" +
-        "  --repeats N          timed steps/calls; medians are reported [3]\n" +
+        "  --repeats N          timed steps/calls; medians are reported [5]\n" +
         "  --threads N          torch intra-op threads, 0 = torch's default [0]\n" +
         "  --models a,b         subset of minilm,stories260k,llama100m [all]\n" +
         "  --gen-tokens N       new tokens per generation call [64]\n" +
@@ -25,7 +25,7 @@ internal sealed record BenchSettings
 
     public int Warmup { get; init; } = 1;
 
-    public int Repeats { get; init; } = 3;
+    public int Repeats { get; init; } = 5;
 
     public int Threads { get; init; }
 
@@ -42,7 +42,7 @@ internal sealed record BenchSettings
             Batch = args.Int("batch", 1),
             SequenceLength = args.Int("seq", 512),
             Warmup = args.Int("warmup", 1),
-            Repeats = args.Int("repeats", 3),
+            Repeats = args.Int("repeats", 5),
             Threads = args.Int("threads", 0),
             GenerationTokens = args.Int("gen-tokens", 64),
             LoadSize = args.Get("load-size") ?? "500m",

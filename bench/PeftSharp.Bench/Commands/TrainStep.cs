@@ -21,7 +21,10 @@ internal static class TrainMode
     /// </summary>
     public const string Floor = "floor";
 
-    public static readonly string[] All = [Full, Lora, Floor];
+    /// <summary>LoRA as above with <c>PretrainedModel.GradientCheckpointing</c>: layer activations recomputed in the backward.</summary>
+    public const string LoraCheckpointed = "lora-ckpt";
+
+    public static readonly string[] All = [Full, Lora, Floor, LoraCheckpointed];
 }
 
 /// <summary>What one child process measured for one (model, mode): medians in ms, memory in bytes.</summary>
@@ -31,6 +34,7 @@ internal sealed record TrainStepResult(
     long TotalParameters,
     long MatmulParameters,
     long TrainableParameters,
+    long AttentionWidth,
     double StepMs,
     double ForwardMs,
     double BackwardMs,
@@ -70,7 +74,9 @@ internal static class TrainStep
                 optimizer = AdamWOptimizer.Create(model.named_parameters().Select(p => new NamedParameter(p.name, p.parameter)));
                 break;
             case TrainMode.Lora:
+            case TrainMode.LoraCheckpointed:
                 peft = PeftModel.Create(model, BenchModels.Lora());
+                model.GradientCheckpointing = mode == TrainMode.LoraCheckpointed;
                 optimizer = AdamWOptimizer.Create(peft.NamedParameters().Where(p => p.Parameter.requires_grad).Select(p => new NamedParameter(p.Name, p.Parameter)));
                 break;
             case TrainMode.Floor:
@@ -133,7 +139,7 @@ internal static class TrainStep
         {
             model.Dispose();
         }
-        return new TrainStepResult(spec.Key, mode, total, matmul, trainable, Stats.Median(step), Stats.Median(forward),
+        return new TrainStepResult(spec.Key, mode, total, matmul, trainable, BenchModels.AttentionWidth(model), Stats.Median(step), Stats.Median(forward),
             Stats.Median(backward), Stats.Median(opt), Stats.Median(cpu), step, baseline.RssBytes, peak, firstLoss);
     }
 
@@ -159,4 +165,11 @@ internal static class TrainStep
         TrainMode.Floor => 4.0 * r.MatmulParameters * tokens,
         _ => 4.0 * r.MatmulParameters * tokens + 6.0 * r.TrainableParameters * tokens,
     };
+
+    /// <summary>
+    /// The attention products the 6·N rule leaves out: per token and layer QKᵀ and AV take 2·2·T·width FLOPs forward
+    /// (the full T×T square: the mask is additive, nothing is skipped), and their backward twice that in every mode (the
+    /// gradient reaches Q, K and V whatever is frozen). Recomputation under checkpointing is not counted, as in MFU.
+    /// </summary>
+    public static double AttentionFlops(TrainStepResult r, long tokens, int length) => 12.0 * r.AttentionWidth * length * tokens;
 }

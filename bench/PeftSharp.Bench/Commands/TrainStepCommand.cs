@@ -1,8 +1,9 @@
 namespace PeftSharp.Bench.Commands;
 
 /// <summary>
-/// <c>train-step</c>: for every model, full fine-tuning with AdamW, LoRA r=8 (all linear) with AdamW and the frozen
-/// floor, each in its own child process (step time medians, peak RSS), then the ratios, MFU and the targets.
+/// <c>train-step</c>: for every model, full fine-tuning with AdamW, LoRA r=8 (all linear) with AdamW, the frozen floor
+/// and LoRA with gradient checkpointing, each in its own child process (step time medians, peak RSS), then the
+/// ratios, MFU and the targets.
 /// </summary>
 internal static class TrainStepCommand
 {
@@ -36,51 +37,70 @@ internal static class TrainStepCommand
         }
 
         double Mfu(TrainStepResult r) => TrainStep.Flops(r, tokens) / (r.StepMs / 1e3) / (peak * 1e9);
+        double MfuWithAttention(TrainStepResult r) =>
+            (TrainStep.Flops(r, tokens) + TrainStep.AttentionFlops(r, tokens, settings.SequenceLength)) / (r.StepMs / 1e3) / (peak * 1e9);
+        static long Above(TrainStepResult r) => r.PeakBytes - r.BaselineRssBytes;
 
-        var absolute = results.Select(r => new[]
-        {
-            BenchModels.Get(r.Model).Label, r.Mode, Fmt.Millions(r.TrainableParameters), Fmt.Ms(r.StepMs), Fmt.Ms(r.CpuMs), Fmt.Ms(r.ForwardMs),
-            Fmt.Ms(r.BackwardMs), Fmt.Ms(r.OptimizerMs), Fmt.MiB(r.PeakBytes), Fmt.MiB(r.PeakBytes - r.BaselineRssBytes),
-            Fmt.MiB(tensorBound[(r.Model, r.Mode)]), Fmt.F(TrainStep.Flops(r, tokens) / 1e9), Fmt.F(TrainStep.Flops(r, tokens) / (r.StepMs / 1e3) / 1e9), Fmt.Percent(Mfu(r)),
-        });
-        var ratios = new List<string[]>();
+        var time = new List<string[]>();
+        var memory = new List<string[]>();
+        var mfu = new List<string[]>();
         foreach (var key in settings.Models)
         {
-            var full = results.Single(r => r.Model == key && r.Mode == TrainMode.Full);
-            var lora = results.Single(r => r.Model == key && r.Mode == TrainMode.Lora);
-            var floor = results.Single(r => r.Model == key && r.Mode == TrainMode.Floor);
+            TrainStepResult Of(string mode) => results.Single(r => r.Model == key && r.Mode == mode);
+            var (full, lora, floor, ckpt) = (Of(TrainMode.Full), Of(TrainMode.Lora), Of(TrainMode.Floor), Of(TrainMode.LoraCheckpointed));
             var label = BenchModels.Get(key).Label;
+
             var stepVsFull = lora.StepMs / full.StepMs;
             var stepVsFloor = lora.StepMs / floor.StepMs;
-            var memory = (double)(lora.PeakBytes - lora.BaselineRssBytes) / (full.PeakBytes - full.BaselineRssBytes);
-            var memoryRaw = (double)lora.PeakBytes / full.PeakBytes;
-            var memoryTensors = (double)tensorBound[(key, TrainMode.Lora)] / tensorBound[(key, TrainMode.Full)];
-            var floorMemory = (double)tensorBound[(key, TrainMode.Floor)] / tensorBound[(key, TrainMode.Full)];
-            ratios.Add([label, Fmt.Ratio(stepVsFull), Fmt.Ratio(stepVsFloor), Fmt.Ratio(memory), Fmt.Ratio(memoryRaw), Fmt.Ratio(memoryTensors), Fmt.Ratio(floorMemory),
-                Fmt.Ratio((lora.ForwardMs + lora.BackwardMs) / (floor.ForwardMs + floor.BackwardMs)),
-                Fmt.Percent(lora.OptimizerMs / lora.StepMs), Fmt.Percent(Mfu(full)), Fmt.Percent(Mfu(lora)), Fmt.Percent(Mfu(floor))]);
+            time.Add([label, Fmt.Ratio(stepVsFull), Fmt.Ratio(stepVsFloor), Fmt.Ratio(floor.StepMs / full.StepMs),
+                Fmt.Ratio(lora.ForwardMs / floor.ForwardMs), Fmt.Ratio(lora.BackwardMs / floor.BackwardMs),
+                Fmt.Percent(lora.OptimizerMs / lora.StepMs), Fmt.Ratio(ckpt.StepMs / lora.StepMs)]);
+
+            var memoryRatio = (double)Above(lora) / Above(full);
+            var tensors = (double)tensorBound[(key, TrainMode.Lora)] / tensorBound[(key, TrainMode.Full)];
+            var ckptRatio = (double)Above(ckpt) / Above(full);
+            memory.Add([label, Fmt.Ratio(memoryRatio), Fmt.Ratio((double)lora.PeakBytes / full.PeakBytes), Fmt.Ratio(tensors),
+                Fmt.Ratio((double)tensorBound[(key, TrainMode.Floor)] / tensorBound[(key, TrainMode.Full)]), Fmt.Ratio(ckptRatio),
+                Fmt.Ratio((double)tensorBound[(key, TrainMode.LoraCheckpointed)] / tensorBound[(key, TrainMode.Full)])]);
+
+            mfu.Add([label, .. new[] { full, lora, floor, ckpt }.Select(r => $"{Fmt.Percent(Mfu(r))} ({Fmt.Percent(MfuWithAttention(r))})")]);
+
             context.Report.AddTarget(TargetRow.AtMost("LoRA step / full step", label, stepVsFull, 0.70));
             context.Report.AddTarget(TargetRow.AtMost("LoRA step / frozen floor", label, stepVsFloor, 1.15));
-            context.Report.AddTarget(TargetRow.AtMost("LoRA peak / full peak (above baseline)", label, memory, 0.45));
+            context.Report.AddTarget(TargetRow.AtMost("LoRA peak / full peak", label, memoryRatio, 0.45));
+            context.Report.AddTarget(TargetRow.AtMost("same, LoRA with gradient checkpointing", label, ckptRatio, 0.45));
             foreach (var r in new[] { full, lora, floor })
             {
                 context.Report.AddTarget(TargetRow.AtLeast($"MFU, {r.Mode} step", label, Mfu(r), 0.50));
             }
         }
 
-        context.Report.AddSection("Training step: ratios",
-            $"Same batch ({settings.Batch}) and sequence length ({settings.SequenceLength}) for every model; each (model, mode) in its own child process. "
-            + "Memory ratios use the peak RSS above the child's baseline (libtorch loaded, no model yet); the raw VmHWM ratio is beside it, and the "
-            + "tensor-bound ratio from a second child per configuration run with glibc's mmap threshold fixed at 64 KiB (freed buffers returned at once), "
-            + "which leaves out what the allocator keeps; floor / full is the lowest memory ratio any adapter can reach at this batch. "
-            + "\"fwd+bwd vs floor\" leaves the optimizer out: it is the adapters' cost in forward and backward alone.\n\n"
-            + Markdown.Table(["Model", "LoRA / full step", "LoRA / floor step", "LoRA / full peak", "(raw VmHWM)", "(tensor-bound)", "floor / full peak (tensor-bound)", "LoRA fwd+bwd / floor", "optimizer share of LoRA step",
-                "MFU full", "MFU LoRA", "MFU floor"], ratios));
+        context.Report.AddSection("Training step: time ratios",
+            $"Batch {settings.Batch} × {settings.SequenceLength} tokens for every model; each (model, mode) in its own child process; medians of "
+            + $"{settings.Repeats} steps after {settings.Warmup} warm-up. fwd/bwd compare the LoRA step's forward (+ loss) and backward with the floor's; "
+            + "the optimizer share is AdamW step + zero_grad in the LoRA step; the last column is the price of gradient checkpointing.\n\n"
+            + Markdown.Table(["Model", "LoRA / full", "LoRA / floor", "floor / full", "LoRA fwd / floor fwd", "LoRA bwd / floor bwd", "optimizer share of LoRA", "LoRA+ckpt / LoRA"], time));
+        context.Report.AddSection("Training step: memory ratios",
+            "Peak RSS above the child's baseline (VmHWM − VmRSS with libtorch loaded, before the model exists); then the raw VmHWM ratio; then "
+            + "tensor-bound ratios from a second child per configuration (2 steps) run with glibc's mmap threshold fixed at 64 KiB, so that freed "
+            + "buffers return to the system at once and the peak follows the live tensors, not what the allocator keeps. floor / full is the lowest "
+            + "ratio any adapter can reach at this batch without recomputation.\n\n"
+            + Markdown.Table(["Model", "LoRA / full", "(raw VmHWM)", "LoRA / full (tensor-bound)", "floor / full (tensor-bound)", "LoRA+ckpt / full", "LoRA+ckpt / full (tensor-bound)"], memory));
+        context.Report.AddSection("Training step: MFU",
+            $"Model FLOPs per second over the measured matmul peak ({Fmt.F(peak)} GFLOP/s). Model FLOPs per step: full 6·N·tokens; LoRA 4·N·tokens + 6·N_lora·tokens; "
+            + "floor 4·N·tokens; N = weights that multiply every token (linear layers, the tied lm_head; not embedding lookups, not BERT's pooler), "
+            + "N_lora = adapter parameters. In brackets: with the attention products added (12·layers·heads·head_dim·T per token, every mode). "
+            + "Recomputation under checkpointing is not counted.\n\n"
+            + Markdown.Table(["Model", "full", "LoRA", "floor", "LoRA+ckpt"], mfu));
         context.Report.AddSection("Training step: absolute",
-            $"Medians of {settings.Repeats} steps after {settings.Warmup} warm-up. CPU = process CPU time per step (all threads), fwd = forward + loss, bwd = backward, opt = AdamW step + zero_grad. "
-            + $"Peak = VmHWM of the child; above base = VmHWM − VmRSS before the model was built. Model GFLOP per step: full 6·N·tokens, LoRA 4·N·tokens + 6·N_lora·tokens, "
-            + "floor 4·N·tokens (N = matmul weights: linear layers and the tied lm_head, no embedding lookups; attention products not counted). "
-            + $"MFU = achieved / measured matmul peak ({Fmt.F(peak)} GFLOP/s).\n\n"
-            + Markdown.Table(["Model", "Mode", "Trainable", "Step ms", "CPU ms", "fwd ms", "bwd ms", "opt ms", "Peak MiB", "Above base MiB", "Tensor-bound MiB", "GFLOP/step", "GFLOP/s", "MFU"], absolute));
+            "CPU = process CPU time per step (all threads); fwd = forward + loss; bwd = backward; opt = AdamW step + zero_grad. "
+            + "Peak = VmHWM of the child; above base = VmHWM − VmRSS before the model was built; tensor-bound as above.\n\n"
+            + Markdown.Table(["Model", "Mode", "Trainable", "Step ms", "CPU ms", "fwd ms", "bwd ms", "opt ms", "Peak MiB", "Above base MiB", "Tensor-bound MiB", "GFLOP/step", "GFLOP/s"],
+                results.Select(r => new[]
+                {
+                    BenchModels.Get(r.Model).Label, r.Mode, Fmt.Millions(r.TrainableParameters), Fmt.Ms(r.StepMs), Fmt.Ms(r.CpuMs), Fmt.Ms(r.ForwardMs),
+                    Fmt.Ms(r.BackwardMs), Fmt.Ms(r.OptimizerMs), Fmt.MiB(r.PeakBytes), Fmt.MiB(Above(r)), Fmt.MiB(tensorBound[(r.Model, r.Mode)]),
+                    Fmt.F(TrainStep.Flops(r, tokens) / 1e9), Fmt.F(TrainStep.Flops(r, tokens) / (r.StepMs / 1e3) / 1e9),
+                })));
     }
 }
