@@ -12,7 +12,7 @@ internal static class TrainStepCommand
     /// and VmHWM includes what the allocator kept. A fixed 64 KiB threshold returns every large buffer at once: the
     /// peak of a second child run this way is bound by the live tensors (slower, so only its memory is used).
     /// </summary>
-    private static readonly Dictionary<string, string> s_fixedMmapThreshold = new() { ["MALLOC_MMAP_THRESHOLD_"] = "65536" };
+    internal static readonly Dictionary<string, string> FixedMmapThreshold = new() { ["MALLOC_MMAP_THRESHOLD_"] = "65536" };
 
     public static object RunChild(BenchArgs args) =>
         TrainStep.Measure(BenchSettings.From(args), BenchModels.Get(args.Require("model")), args.Require("mode"));
@@ -31,7 +31,7 @@ internal static class TrainStepCommand
             {
                 Console.Error.WriteLine($"[bench]   train-step {key} {mode}");
                 results.Add(ChildProcess.Run<TrainStepResult>("train-step", ["--model", key, "--mode", mode, .. settings.ToArgv()]));
-                var probe = ChildProcess.Run<TrainStepResult>("train-step", ["--model", key, "--mode", mode, .. probeSettings.ToArgv()], s_fixedMmapThreshold);
+                var probe = ChildProcess.Run<TrainStepResult>("train-step", ["--model", key, "--mode", mode, .. probeSettings.ToArgv()], FixedMmapThreshold);
                 tensorBound[(key, mode)] = probe.PeakBytes - probe.BaselineRssBytes;
             }
         }
