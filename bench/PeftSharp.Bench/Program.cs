@@ -1,15 +1,17 @@
 using PeftSharp.Bench;
+using PeftSharp.Bench.Commands;
 
-// Each benchmark is a subcommand; results go to docs/benchmarks.md with the exact command line.
-return args.FirstOrDefault() switch
-{
-    GradientCheckpointingBench.Command => GradientCheckpointingBench.Run(args[1..]),
-    _ => Usage(),
-};
-
-static int Usage()
-{
-    Console.Error.WriteLine("usage: PeftSharp.Bench <benchmark> [options]");
-    Console.Error.WriteLine($"  {GradientCheckpointingBench.Command}   peak RSS of one LoRA training step with and without per-layer checkpointing");
-    return 2;
-}
+// The benchmark harness: one subcommand per file. `all` runs the commands marked InAll, in this order, in one
+// process tree, and writes one report (ratios are only meaningful within one run). A Raw command parses its own
+// arguments and prints its own table.
+BenchCommand[] commands =
+[
+    new("matmul-peak", "measured fp32 matmul peak (GFLOP/s), the denominator of every MFU", MatmulPeakCommand.Run, InAll: true),
+    new("train-step", "training step time, peak memory and MFU: full AdamW, LoRA r=8 all-linear + AdamW, frozen floor", TrainStepCommand.Run, TrainStepCommand.RunChild, InAll: true),
+    new("lora-profile", "where a LoRA step costs more than the frozen floor (whole model and per linear layer)", LoraProfileCommand.Run, InAll: true),
+    new("inference", "forward time: base, LoRA unmerged, LoRA merged", InferenceCommand.Run, InAll: true),
+    new("generation", "greedy decoding tokens/s with the KV cache: base, LoRA unmerged, LoRA merged", GenerationCommand.Run, InAll: true),
+    new("load-memory", "peak RSS while loading MiniLM and a generated ~500M-parameter Llama checkpoint", LoadMemoryCommand.Run, LoadMemoryCommand.RunChild, InAll: true),
+    new(GradientCheckpointingBench.Command, "peak RSS of one LoRA training step with and without per-layer checkpointing", Raw: GradientCheckpointingBench.Run),
+];
+return BenchCli.Run(args, commands);

@@ -106,6 +106,12 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (Disabled || _active.TrueForAll(_merged.Contains))
+        {
+            // Nothing to add (disabled, or every active adapter merged): the base output as is, with no dispose scope of
+            // our own, so that a merged layer costs one module call more than the base layer and nothing else.
+            return Base.Module.call(x);
+        }
         using var scope = torch.NewDisposeScope();
         var result = Base.Module.call(x);
         if (!Disabled)

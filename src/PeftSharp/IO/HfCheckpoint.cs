@@ -88,6 +88,9 @@ public sealed class HfCheckpoint : IDisposable
     public torch.Tensor Read(string key, torch.ScalarType? dtype = null, torch.Device? device = null) =>
         FileOf(key).Read(key, dtype, device);
 
+    /// <summary>Reads <paramref name="key"/> into <paramref name="target"/> (same shape) without a second full-size copy; see <see cref="SafetensorsFile.ReadInto(string, torch.Tensor)"/>.</summary>
+    public void ReadInto(string key, torch.Tensor target) => FileOf(key).ReadInto(key, target);
+
     public void Dispose()
     {
         foreach (var file in _files)

@@ -7,7 +7,7 @@ namespace PeftSharp.Models;
 /// <summary>
 /// Strict name-for-name loading of a Hugging Face checkpoint into a <see cref="PretrainedModel"/>. Everything is
 /// validated from the headers (names, shapes) before the first parameter is written, so a failed load leaves the model
-/// untouched; then tensors are read one at a time (peak memory ≈ the model plus one tensor).
+/// untouched; then each tensor is read straight into its parameter (peak memory ≈ the model).
 /// </summary>
 internal static class CheckpointLoader
 {
@@ -70,9 +70,9 @@ internal static class CheckpointLoader
         {
             foreach (var (name, key) in mapping)
             {
-                var target = parameters[name];
-                using var value = checkpoint.Read(key, target.dtype, target.device);
-                target.copy_(value);
+                // Straight into the parameter: no temporary copy of the tensor (it would add the largest tensor, the
+                // embedding, to the peak; with a dtype conversion twice over).
+                checkpoint.ReadInto(key, parameters[name]);
             }
         }
         return new LoadReport(checkpoint.Folder, mapping.Count, newHead, ignored);

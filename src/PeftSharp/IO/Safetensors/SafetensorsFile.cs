@@ -93,6 +93,54 @@ public sealed class SafetensorsFile : IDisposable
         return tensor.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Reads tensor <paramref name="name"/> into the existing <paramref name="target"/> of the same shape (any dtype and
+    /// device; values converted as <c>copy_</c> converts them). A contiguous CPU target of the stored dtype is filled
+    /// straight from the file; any other target receives the bytes through a stored-dtype buffer of at most 4 MiB at
+    /// a time. Either way no second full-size copy of the tensor exists, so loading a model peaks at about the model.
+    /// </summary>
+    public void ReadInto(string name, torch.Tensor target) => ReadInto(name, target, ConversionChunkBytes);
+
+    internal const long ConversionChunkBytes = 4L << 20;
+
+    internal void ReadInto(string name, torch.Tensor target, long chunkBytes)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        var entry = this[name];
+        var stored = entry.DType.ToScalarType()
+            ?? throw new SafetensorsException($"{Path}: tensor '{name}' has dtype {entry.DType}, which TorchSharp cannot hold (supported: BOOL, U8, I8, I16, F16, BF16, I32, F32, F64, I64); use ReadRaw");
+        if (!entry.Shape.SequenceEqual(target.shape))
+        {
+            throw new SafetensorsException(
+                $"{Path}: tensor '{name}' is [{string.Join(", ", entry.Shape)}] but the target is [{string.Join(", ", target.shape)}]");
+        }
+        ObjectDisposedException.ThrowIf(_handle.IsClosed, this);
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        if (target.device_type == DeviceType.CPU && target.dtype == stored && target.is_contiguous())
+        {
+            TensorBytes.ReadInto(_handle, DataStart + entry.Begin, target, Path);
+            return;
+        }
+        if (!target.is_contiguous())
+        {
+            target.copy_(Read(name));
+            return;
+        }
+        var flat = target.view(-1);
+        var itemSize = entry.DType.ItemSize();
+        var perChunk = Math.Max(1, chunkBytes / itemSize);
+        var total = entry.ElementCount;
+        for (long start = 0; start < total; start += perChunk)
+        {
+            using var chunkScope = torch.NewDisposeScope();
+            var count = Math.Min(perChunk, total - start);
+            var buffer = torch.empty(count, stored, torch.CPU);
+            TensorBytes.ReadInto(_handle, DataStart + entry.Begin + start * itemSize, buffer, Path);
+            flat.narrow(0, start, count).copy_(buffer);
+        }
+    }
+
     /// <summary>The raw little-endian bytes of tensor <paramref name="name"/> (any dtype; for small tensors: it allocates a managed array).</summary>
     public byte[] ReadRaw(string name)
     {

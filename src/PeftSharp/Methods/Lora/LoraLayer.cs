@@ -119,7 +119,12 @@ public sealed class LoraLayer : AdapterLayer
     /// <summary>Whether the adapter's dropout is a real dropout in training mode (then the input the LoRA branch sees differs from x).</summary>
     internal bool DropsInput(string adapterName) => training && _configs[adapterName].Dropout > 0;
 
-    internal Tensor DropoutOf(string adapterName, Tensor x) => _dropout[adapterName].call(x.dtype == Base.DType ? x : x.to(Base.DType));
+    internal Tensor DropoutOf(string adapterName, Tensor x)
+    {
+        var input = x.dtype == Base.DType ? x : x.to(Base.DType);
+        // Without dropout the module is an Identity: skipping its call saves a module dispatch per layer and step.
+        return _configs[adapterName].Dropout > 0 ? _dropout[adapterName].call(input) : input;
+    }
 
     /// <summary>B·A·input without the scale (Linear/Conv1D/Conv2d); for an Embedding the looked-up Aᵀ rows times Bᵀ.</summary>
     internal Tensor Branch(string adapterName, Tensor input)
@@ -178,7 +183,10 @@ public sealed class LoraLayer : AdapterLayer
         }
         var s = _configs[adapterName].Scaling;
         var input = Base.Kind == BaseLayerKind.Embedding ? x : DropoutOf(adapterName, x);
-        return result + Branch(adapterName, input) * s;
+        var branch = Branch(adapterName, input);
+        // s = alpha / r is 1 with PEFT's defaults (alpha = r = 8); multiplying by 1 is exact, so skipping it changes no
+        // bit and saves a pass over the [.., out] output in the forward and another in the backward.
+        return result + (s == 1.0 ? branch : branch * s);
     }
 
     /// <summary>The adapter's effective ΔW (a variant such as DoRA gives <c>W' − W</c>), in <c>[out, in]</c> layout.</summary>
