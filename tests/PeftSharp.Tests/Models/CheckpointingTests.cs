@@ -14,6 +14,7 @@ namespace PeftSharp.Tests.Models;
 /// trainable parameter's gradient equal a plain backward's on the same weights, batch and seed. The reference is the
 /// model's own plain backward, which the fixture tests pin to transformers.
 /// </summary>
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public sealed class CheckpointingTests
 {
     private const double Tolerance = 1e-6;

@@ -6,7 +6,7 @@ using PeftSharp.Training.Jobs;
 namespace PeftSharp.Tests.Training.Jobs;
 
 /// <summary>Every registered method and preset trains through the one common trainer on the bundled model.</summary>
-[Collection("seeded")]
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public class MethodTrainingTests : IDisposable
 {
     private readonly string _tmp = Directory.CreateTempSubdirectory("peftsharp-methods-").FullName;
