@@ -18,8 +18,8 @@ internal sealed record TargetRow(string Target, string Model, string Goal, strin
 
     /// <summary>A ratio that must be within <paramref name="tolerance"/> of 1.</summary>
     public static TargetRow Within(string target, string model, double measured, double tolerance) =>
-        new(target, model, $"1 ± {Fmt.Percent(tolerance)}", Fmt.Ratio(measured), Math.Abs(measured - 1) <= tolerance,
-            Math.Abs(measured - 1) <= tolerance ? "" : $"{Fmt.Percent(Math.Abs(measured - 1) - tolerance)} outside");
+        new(target, model, $"1 ± {Fmt.Percent(tolerance)}", Fmt.Ratio(measured, 3), Math.Abs(measured - 1) <= tolerance,
+            Math.Abs(measured - 1) <= tolerance ? "" : $"{(Math.Abs(measured - 1) - tolerance) * 100:F2} points outside");
 }
 
 /// <summary>The report of one run: a header (command, commit, machine, settings), the targets, then each command's sections.</summary>
@@ -81,7 +81,7 @@ internal sealed class Report
 /// <summary>Number formats of the report (invariant culture).</summary>
 internal static class Fmt
 {
-    public static string Ratio(double r) => double.IsFinite(r) ? r.ToString("F2", CultureInfo.InvariantCulture) + "×" : "n/a";
+    public static string Ratio(double r, int digits = 2) => double.IsFinite(r) ? r.ToString("F" + digits, CultureInfo.InvariantCulture) + "×" : "n/a";
 
     public static string Percent(double f) => double.IsFinite(f) ? (f * 100).ToString("F1", CultureInfo.InvariantCulture) + "%" : "n/a";
 

@@ -124,7 +124,7 @@ internal static class LoraProfileCommand
             };
             var fwd = variants.Select(_ => new List<double>()).ToArray();
             var bwd = variants.Select(_ => new List<double>()).ToArray();
-            var repeats = Math.Max(5, s.Repeats * 3);
+            var repeats = Math.Max(5, s.Repeats);
             for (var i = 0; i < s.Warmup + repeats; i++)
             {
                 for (var v = 0; v < variants.Length; v++)
