@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Text.Json.Nodes;
 using PeftSharp.Training.Jobs;
 
 namespace PeftSharp.Cli.Commands;
@@ -39,11 +40,12 @@ internal sealed class TrainFlags
     private readonly Option<bool?> _skipBad = new("--skip-bad-rows") { Description = "Skip and count malformed data rows instead of failing." };
     private readonly Option<bool?> _packing = new("--packing") { Description = "Pack plain-text LM examples into full blocks." };
     private readonly Option<bool?> _full = new("--full-finetune") { Description = "Train all weights (baseline; no adapter)." };
+    private readonly Option<string[]?> _methodOptions = new("--method-option", "-O") { Description = "Method config key by its PEFT name, KEY=VALUE (VALUE as JSON when it parses); repeatable.", AllowMultipleArgumentsPerToken = false };
     private readonly Option<bool?> _headOnly = new("--head-only") { Description = "Train only the classification head (baseline; no adapter)." };
 
     public void AddTo(Command cmd, IReadOnlyCollection<string>? except = null)
     {
-        foreach (var option in new Option[] { _model, _data, _validation, _split, _task, _method, _rank, _alpha, _dropout, _targets, _lr, _scheduler, _warmup, _epochs, _steps, _batch, _accum, _maxLength, _optimizer, _weightDecay, _clip, _seed, _evalEvery, _logEvery, _ckptEvery, _keep, _output, _resume, _device, _gc, _skipBad, _packing, _full, _headOnly })
+        foreach (var option in new Option[] { _model, _data, _validation, _split, _task, _method, _rank, _alpha, _dropout, _targets, _lr, _scheduler, _warmup, _epochs, _steps, _batch, _accum, _maxLength, _optimizer, _weightDecay, _clip, _seed, _evalEvery, _logEvery, _ckptEvery, _keep, _output, _resume, _device, _gc, _skipBad, _packing, _full, _headOnly, _methodOptions })
         {
             if (except is null || !except.Contains(option.Name))
             {
@@ -88,5 +90,22 @@ internal sealed class TrainFlags
         Packing = p.GetValue(_packing) ?? o.Packing,
         FullFineTune = p.GetValue(_full) ?? o.FullFineTune,
         HeadOnly = p.GetValue(_headOnly) ?? o.HeadOnly,
+        MethodOptions = MergeOptions(o.MethodOptions, p.GetValue(_methodOptions)),
     };
+
+    // Command-line options override the config file's method_options key by key.
+    private static IReadOnlyDictionary<string, JsonNode?>? MergeOptions(IReadOnlyDictionary<string, JsonNode?>? fromFile, string[]? fromCli)
+    {
+        if (fromCli is not { Length: > 0 })
+        {
+            return fromFile;
+        }
+        var merged = fromFile is null ? new Dictionary<string, JsonNode?>(StringComparer.Ordinal) : new Dictionary<string, JsonNode?>(fromFile, StringComparer.Ordinal);
+        foreach (var text in fromCli)
+        {
+            var (key, value) = MethodConfigs.ParseOption(text);
+            merged[key] = value;
+        }
+        return merged;
+    }
 }

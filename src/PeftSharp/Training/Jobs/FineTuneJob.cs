@@ -233,6 +233,10 @@ public static class FineTuneJob
         {
             config = MethodConfigs.WithRank(config, o.Rank, o.Alpha, o.Dropout, calibrationLearningRate);
         }
+        if (o.MethodOptions is { Count: > 0 } extra)
+        {
+            config = MethodConfigs.WithOptions(config, extra);
+        }
         return PeftModel.Create(model, config);
     }
 

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 
 namespace PeftSharp.Training.Jobs;
@@ -108,4 +109,11 @@ public sealed record FineTuneOptions
 
     /// <summary>Train only the classification head (no adapter): the second baseline.</summary>
     [JsonPropertyName("head_only")] public bool HeadOnly { get; init; }
+
+    /// <summary>
+    /// Method-specific keys set on the adapter config by their PEFT JSON names, after the common knobs
+    /// (e.g. <c>{"use_dora": true}</c>, SoRA's <c>{"sora_lambda": 0.1}</c>); CLI: <c>--method-option KEY=VALUE</c>.
+    /// An unknown key is an error naming the method.
+    /// </summary>
+    [JsonPropertyName("method_options")] public IReadOnlyDictionary<string, JsonNode?>? MethodOptions { get; init; }
 }
