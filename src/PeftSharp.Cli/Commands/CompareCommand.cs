@@ -71,7 +71,20 @@ internal static class CompareCommand
     {
         Directory.CreateDirectory(runDir);
         var configPath = Path.Combine(runDir, "compare_run.json");
-        File.WriteAllText(configPath, JsonSerializer.Serialize(options));
+        var optionsJson = JsonSerializer.Serialize(options);
+        var summaryPath = Path.Combine(runDir, "summary.json");
+        // A finished run with the same options is reused, so a stopped sweep restarts where it was.
+        if (File.Exists(summaryPath) && File.Exists(configPath) && File.ReadAllText(configPath) == optionsJson)
+        {
+            var done = TrainingSummary.Load(summaryPath);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  reused: {done.Metric}: {done.Before:F4} -> {done.After:F4}"));
+            return new CompareRun(options.Method, options.LearningRate, options.Seed, done, null);
+        }
+        if (File.Exists(summaryPath))
+        {
+            File.Delete(summaryPath);
+        }
+        AtomicFile.WriteAllText(configPath, optionsJson);
         var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet")
         {
@@ -86,7 +99,6 @@ internal static class CompareCommand
         var stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         File.WriteAllText(Path.Combine(runDir, "train.log"), stdout.Result + stderr);
-        var summaryPath = Path.Combine(runDir, "summary.json");
         if (p.ExitCode != 0 || !File.Exists(summaryPath))
         {
             Console.WriteLine($"  failed: {stderr.Trim()}");

@@ -82,4 +82,37 @@ public class TrainCliTests : IDisposable
             Assert.True(Weights.MaxAbsDiff(ours.Read(e.Name), peft.Read(e.Name)) < 1e-5, e.Name);
         }
     }
+    [Fact]
+    public void Method_options_reach_the_saved_adapter_config_and_a_config_file_and_flags_combine()
+    {
+        var config = Path.Combine(_tmp, "opts.json");
+        File.WriteAllText(config, """{"max_steps": 1, "show_examples": 0, "method": "vera", "method_options": {"d_initial": 0.5, "projection_prng_key": 3}}""");
+        var run = Path.Combine(_tmp, "vera");
+        var r = CliRunner.Run("train", "--config", config, "--method-option", "projection_prng_key=11", "--output", run);
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        using var adapter = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "adapter_config.json")));
+        Assert.Equal(0.5, adapter.RootElement.GetProperty("d_initial").GetDouble());
+        Assert.Equal(11, adapter.RootElement.GetProperty("projection_prng_key").GetInt32());
+
+        var bad = CliRunner.Run("train", "--config", config, "-O", "d_intial=0.1", "--output", Path.Combine(_tmp, "bad"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("d_intial", bad.Stderr);
+        Assert.DoesNotContain(" at ", bad.Stderr);
+    }
+
+    [Fact]
+    public void Compare_writes_a_table_and_a_rerun_reuses_finished_runs()
+    {
+        var outDir = Path.Combine(_tmp, "cmp");
+        string[] args = ["compare", "--methods", "lora,vera", "--seeds", "1", "--learning-rates", "0.001", "--max-steps", "1", "--batch-size", "8", "--max-length", "32", "--output", outDir];
+        var first = CliRunner.Run(args);
+        Assert.True(first.ExitCode == 0, first.Stderr + first.Stdout);
+        var table = File.ReadAllText(Path.Combine(outDir, "compare.md"));
+        Assert.Contains("| lora |", table);
+        Assert.Contains("| vera |", table);
+        Assert.DoesNotContain("reused", first.Stdout);
+        var second = CliRunner.Run(args);
+        Assert.True(second.ExitCode == 0, second.Stderr);
+        Assert.Equal(2, second.Stdout.Split("reused").Length - 1);
+    }
 }
