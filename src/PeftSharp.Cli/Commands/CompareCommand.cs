@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using PeftSharp.IO;
 using PeftSharp.Training;
 using PeftSharp.Training.Jobs;
@@ -23,9 +24,10 @@ internal static class CompareCommand
         var seeds = new Option<string>("--seeds") { Description = "Comma-separated seeds.", DefaultValueFactory = _ => "1,2,3" };
         var lrs = new Option<string?>("--learning-rates") { Description = "Comma-separated learning rates swept per method (default: the run's --lr)." };
         var config = new Option<FileInfo?>("--config") { Description = "Base run options (JSON) shared by every run." };
+        var selectOnFirstSeed = new Option<bool>("--select-on-first-seed") { Description = "Sweep the learning rates on the first seed only, then run the other seeds at each method's best rate there." };
         var output = new Option<DirectoryInfo>("--output", "-o") { Description = "Folder for the runs and compare.md / compare.json.", Required = true };
         var flags = new TrainFlags();
-        var cmd = new Command("compare", "Compare methods on the same model, data, budget and seeds (with a learning-rate sweep).") { methods, seeds, lrs, config, output };
+        var cmd = new Command("compare", "Compare methods on the same model, data, budget and seeds (with a learning-rate sweep).") { methods, seeds, lrs, selectOnFirstSeed, config, output };
         flags.AddTo(cmd, except: ["--output", "--method", "--seed", "--learning-rate", "--resume"]);
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
@@ -41,17 +43,40 @@ internal static class CompareCommand
                 _ = Core.MethodRegistry.Default.DefaultConfig(m);
             }
             var runs = new List<CompareRun>();
+            var selectFirst = parse.GetValue(selectOnFirstSeed) && seedList.Count > 1 && lrList.Count > 1;
+            var planned = methodList.Count * (selectFirst ? lrList.Count + seedList.Count - 1 : lrList.Count * seedList.Count);
+            CompareRun Run(string method, double lr, int seed)
+            {
+                var name = string.Create(CultureInfo.InvariantCulture, $"{method}-lr{lr:G3}-s{seed}");
+                var runDir = Path.Combine(outDir, name);
+                var options = baseOptions with { Method = method, LearningRate = lr, Seed = seed, Output = runDir };
+                Console.WriteLine($"[{runs.Count + 1}/{planned}] {name}");
+                var run = RunOne(options, runDir);
+                runs.Add(run);
+                return run;
+            }
             foreach (var method in methodList)
             {
+                if (selectFirst)
+                {
+                    // Sweep the rates on the first seed, then run the other seeds at the rate that did best there.
+                    var sweep = lrList.Select(lr => Run(method, lr, seedList[0])).Where(r => r.Summary?.After is not null).ToList();
+                    if (sweep.Count == 0)
+                    {
+                        continue;
+                    }
+                    var best = CompareReport.Better(sweep[0].Summary!.Metric) ? sweep.MaxBy(r => r.Summary!.After!.Value)! : sweep.MinBy(r => r.Summary!.After!.Value)!;
+                    foreach (var seed in seedList.Skip(1))
+                    {
+                        Run(method, best.LearningRate, seed);
+                    }
+                    continue;
+                }
                 foreach (var lr in lrList)
                 {
                     foreach (var seed in seedList)
                     {
-                        var name = string.Create(CultureInfo.InvariantCulture, $"{method}-lr{lr:G3}-s{seed}");
-                        var runDir = Path.Combine(outDir, name);
-                        var options = baseOptions with { Method = method, LearningRate = lr, Seed = seed, Output = runDir };
-                        Console.WriteLine($"[{runs.Count + 1}/{methodList.Count * lrList.Count * seedList.Count}] {name}");
-                        runs.Add(RunOne(options, runDir));
+                        Run(method, lr, seed);
                     }
                 }
             }
@@ -111,7 +136,12 @@ internal static class CompareCommand
 }
 
 /// <summary>One run of a comparison.</summary>
-internal sealed record CompareRun(string Method, double LearningRate, int Seed, TrainingSummary? Summary, string? Error);
+internal sealed record CompareRun(
+    [property: JsonPropertyName("method")] string Method,
+    [property: JsonPropertyName("learning_rate")] double LearningRate,
+    [property: JsonPropertyName("seed")] int Seed,
+    [property: JsonPropertyName("summary")] TrainingSummary? Summary,
+    [property: JsonPropertyName("error")] string? Error);
 
 internal sealed record CompareReport(string Markdown)
 {
@@ -120,7 +150,7 @@ internal sealed record CompareReport(string Markdown)
         var inv = CultureInfo.InvariantCulture;
         var ok = runs.Where(r => r.Summary?.After is not null).ToList();
         var metric = ok.FirstOrDefault()?.Summary!.Metric ?? "metric";
-        var higherIsBetter = metric != "loss";
+        var higherIsBetter = Better(metric);
         var sb = new StringBuilder();
         sb.AppendLine(inv, $"| method | best lr | trainable params | peak memory (MiB) | s / step | {metric} before | {metric} after (mean ± std) | seeds |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|");
@@ -132,6 +162,9 @@ internal sealed record CompareReport(string Markdown)
                 sb.AppendLine(inv, $"| {method} | – | – | – | – | – | failed: {runs.First(r => r.Method == method).Error} | 0 |");
                 continue;
             }
+            // Only rates run with every seed compete (with --select-on-first-seed, that is the rate chosen on the first seed).
+            var most = byLr.Max(g => g.Count());
+            byLr = byLr.Where(g => g.Count() == most).ToList();
             var best = higherIsBetter ? byLr.MaxBy(g => g.Average(r => r.Summary!.After!.Value))! : byLr.MinBy(g => g.Average(r => r.Summary!.After!.Value))!;
             var after = best.Select(r => r.Summary!.After!.Value).ToList();
             var s0 = best.First().Summary!;
@@ -149,6 +182,9 @@ internal sealed record CompareReport(string Markdown)
         }
         return new CompareReport(sb.ToString());
     }
+
+    /// <summary>True when a larger value of <paramref name="metric"/> is better (everything but a loss).</summary>
+    public static bool Better(string metric) => metric != "loss";
 
     private static double StepSeconds(IEnumerable<CompareRun> runs) =>
         runs.Average(r => r.Summary!.TrainSeconds / Math.Max(1, StepsOf(r)));

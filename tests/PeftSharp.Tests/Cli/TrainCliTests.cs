@@ -100,11 +100,20 @@ public class TrainCliTests : IDisposable
         Assert.DoesNotContain(" at ", bad.Stderr);
     }
 
+    // Comparisons spawn one process per run: the 0.26M-parameter stories260K on a few lines keeps each run to seconds.
+    private string[] TinyLm()
+    {
+        var data = Path.Combine(_tmp, "tiny-lm.jsonl");
+        var lines = File.ReadLines(SharedPaths.Asset("data", "tinystories", "validation.jsonl")).Take(24);
+        File.WriteAllLines(data, lines);
+        return ["--model", Path.Combine(SharedPaths.RepoRoot, "assets", "models", "stories260K"), "--task", "lm", "--data", data, "--validation", data, "--max-steps", "2", "--batch-size", "4", "--max-length", "32"];
+    }
+
     [Fact]
     public void Compare_writes_a_table_and_a_rerun_reuses_finished_runs()
     {
         var outDir = Path.Combine(_tmp, "cmp");
-        string[] args = ["compare", "--methods", "lora,vera", "--seeds", "1", "--learning-rates", "0.001", "--max-steps", "1", "--batch-size", "8", "--max-length", "32", "--output", outDir];
+        string[] args = ["compare", "--methods", "lora,vera", "--seeds", "1", "--learning-rates", "0.001", .. TinyLm(), "--output", outDir];
         var first = CliRunner.Run(args);
         Assert.True(first.ExitCode == 0, first.Stderr + first.Stdout);
         var table = File.ReadAllText(Path.Combine(outDir, "compare.md"));
@@ -114,5 +123,21 @@ public class TrainCliTests : IDisposable
         var second = CliRunner.Run(args);
         Assert.True(second.ExitCode == 0, second.Stderr);
         Assert.Equal(2, second.Stdout.Split("reused").Length - 1);
+    }
+
+    [Fact]
+    public void Compare_with_select_on_first_seed_sweeps_rates_once_and_runs_other_seeds_at_the_best_rate()
+    {
+        var outDir = Path.Combine(_tmp, "sel");
+        var r = CliRunner.Run(["compare", "--methods", "lora", "--seeds", "1,2", "--learning-rates", "0.0001,0.003", "--select-on-first-seed", .. TinyLm(), "--output", outDir]);
+        Assert.True(r.ExitCode == 0, r.Stderr + r.Stdout);
+        using var runs = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "compare.json")));
+        var list = runs.RootElement.EnumerateArray().Select(e => (Lr: e.GetProperty("learning_rate").GetDouble(), Seed: e.GetProperty("seed").GetInt32(), After: e.GetProperty("summary").GetProperty("after").GetDouble())).ToList();
+        Assert.Equal(3, list.Count);
+        var sweep = list.Where(x => x.Seed == 1).ToList();
+        Assert.Equal(2, sweep.Count);
+        var bestLr = sweep.MinBy(x => x.After).Lr; // the metric is the eval loss
+        Assert.Equal(bestLr, Assert.Single(list, x => x.Seed == 2).Lr);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| lora | {bestLr:G3} |"), File.ReadAllText(Path.Combine(outDir, "compare.md")));
     }
 }
