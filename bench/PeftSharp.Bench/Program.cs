@@ -12,6 +12,7 @@ BenchCommand[] commands =
     new("inference", "forward time: base, LoRA unmerged, LoRA merged", InferenceCommand.Run, InAll: true),
     new("generation", "greedy decoding tokens/s with the KV cache: base, LoRA unmerged, LoRA merged", GenerationCommand.Run, InAll: true),
     new("load-memory", "peak RSS while loading MiniLM and a generated ~500M-parameter Llama checkpoint", LoadMemoryCommand.Run, LoadMemoryCommand.RunChild, InAll: true),
+    new("serving", "forward of one batch whose rows use 4 LoRA adapters vs one adapter vs 4 separate batches", ServingCommand.Run),
     new(GradientCheckpointingBench.Command, "peak RSS of one LoRA training step with and without per-layer checkpointing", Raw: GradientCheckpointingBench.Run),
 ];
 return BenchCli.Run(args, commands);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Text.Json.Nodes;
+using PeftSharp.Core;
 using PeftSharp.Generation;
 using PeftSharp.Models;
 using PeftSharp.Tokenization;
@@ -7,17 +8,25 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
-/// <c>peft generate --model DIR [--adapter DIR] [--prompt TEXT | --chat] …</c>: text generation with a KV cache,
-/// streamed to the terminal; <c>--json</c> prints one object with the prompt ids, generated ids and text.
+/// <c>peft generate --model DIR [--adapter [NAME=]DIR] [--prompt TEXT [--prompt-adapter NAME]]… | --chat …</c>: text
+/// generation with a KV cache, streamed to the terminal; <c>--json</c> prints one object with the prompt ids, generated ids
+/// and text. Several prompts run as one batch (a JSON array); with --prompt-adapter each row uses its own adapter.
 /// </summary>
 internal static class GenerateCommand
 {
     public static Command Create()
     {
         var model = new Option<DirectoryInfo>("--model") { Description = "Hugging Face model folder (causal LM) with tokenizer.json.", Required = true };
-        var adapters = new Option<DirectoryInfo[]>("--adapter") { Description = "PEFT adapter folder(s) to apply." };
+        var adapters = new Option<string[]>("--adapter")
+        {
+            Description = "PEFT adapter folder to apply (repeatable; all are active). NAME=DIR names it, for --prompt-adapter.",
+        };
         var merge = new Option<bool>("--merge") { Description = "Merge the adapters into the weights first (same greedy output, faster)." };
-        var prompt = new Option<string?>("--prompt") { Description = "The prompt text (BOS is added as the tokenizer says)." };
+        var prompt = new Option<string[]>("--prompt") { Description = "The prompt text (BOS is added as the tokenizer says); repeat it to generate for several prompts in one batch." };
+        var promptAdapter = new Option<string[]>("--prompt-adapter")
+        {
+            Description = "The adapter of each --prompt, in order (repeat once per prompt; __base__ for none): one batch, each row with its adapter.",
+        };
         var chat = new Option<bool>("--chat") { Description = "Interactive chat on stdin using the model's chat template." };
         var maxNew = new Option<int>("--max-new-tokens") { Description = "Tokens to generate at most.", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature") { Description = "Sampling temperature; 0 is greedy (argmax).", DefaultValueFactory = _ => 0 };
@@ -32,13 +41,19 @@ internal static class GenerateCommand
         var device = CommonOptions.Device();
         var cmd = new Command("generate", "Generate text with a causal LM (and adapters), streaming the output.")
         {
-            model, adapters, merge, prompt, chat, maxNew, temperature, topK, topP, minP, repetition, seed, stops, truncate, json, device,
+            model, adapters, merge, prompt, promptAdapter, chat, maxNew, temperature, topK, topP, minP, repetition, seed, stops, truncate, json, device,
         };
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
             var dir = parse.GetValue(model)!.FullName;
             var tokenizer = HfTokenizer.FromFolder(dir);
-            var (net, _) = ModelLoading.Load(dir, parse.GetValue(adapters) ?? [], parse.GetValue(merge), CommonOptions.ParseDevice(parse.GetValue(device)));
+            var (adapterDirs, adapterNames) = ParseAdapters(parse.GetValue(adapters) ?? []);
+            var rowAdapters = parse.GetValue(promptAdapter) ?? [];
+            if (rowAdapters.Length > 0 && parse.GetValue(merge))
+            {
+                throw new PeftException("--prompt-adapter runs each prompt with its own adapter; it cannot be combined with --merge");
+            }
+            var (net, peft) = ModelLoading.Load(dir, adapterDirs, parse.GetValue(merge), CommonOptions.ParseDevice(parse.GetValue(device)), adapterNames);
             using var __ = net;
             var t = parse.GetValue(temperature);
             var options = new GenerationOptions
@@ -58,8 +73,13 @@ internal static class GenerateCommand
             {
                 return ChatLoop(generation, tokenizer, options, stopStrings);
             }
-            var text = parse.GetValue(prompt) ?? throw new PeftException("give --prompt TEXT or --chat");
-            text = FitToContext(text, tokenizer, net, options.MaxNewTokens, parse.GetValue(truncate));
+            var prompts = parse.GetValue(prompt) is { Length: > 0 } given ? given : throw new PeftException("give --prompt TEXT or --chat");
+            prompts = [.. prompts.Select(p => FitToContext(p, tokenizer, net, options.MaxNewTokens, parse.GetValue(truncate)))];
+            if (prompts.Length > 1 || rowAdapters.Length > 0)
+            {
+                return GenerateBatch(generation, peft, prompts, rowAdapters, options, stopStrings, parse.GetValue(json));
+            }
+            var text = prompts[0];
             if (parse.GetValue(json))
             {
                 var result = generation.Generate(text, options, stopStrings);
@@ -80,6 +100,80 @@ internal static class GenerateCommand
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary><c>NAME=DIR</c> or <c>DIR</c> per --adapter value; an existing folder whose path contains '=' stays a folder.</summary>
+    private static (DirectoryInfo[] Dirs, string?[] Names) ParseAdapters(string[] values)
+    {
+        var dirs = new DirectoryInfo[values.Length];
+        var names = new string?[values.Length];
+        for (var i = 0; i < values.Length; i++)
+        {
+            var v = values[i];
+            var eq = v.IndexOf('=', StringComparison.Ordinal);
+            if (eq > 0 && !Directory.Exists(v))
+            {
+                names[i] = v[..eq];
+                dirs[i] = new DirectoryInfo(v[(eq + 1)..]);
+            }
+            else
+            {
+                dirs[i] = new DirectoryInfo(v);
+            }
+        }
+        var duplicate = names.Where(n => n is not null).GroupBy(n => n).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null)
+        {
+            throw new PeftException($"--adapter: the name '{duplicate.Key}' is given twice");
+        }
+        return (dirs, names);
+    }
+
+    /// <summary>Several prompts in one left-padded batch; with --prompt-adapter each row runs its own adapter (PEFT's adapter_names).</summary>
+    private static int GenerateBatch(TextGeneration generation, PeftModel? peft, string[] prompts, string[] rowAdapters, GenerationOptions options, string[] stops, bool json)
+    {
+        IReadOnlyList<GeneratedText> results;
+        if (rowAdapters.Length > 0)
+        {
+            if (rowAdapters.Length != prompts.Length)
+            {
+                throw new PeftException($"--prompt-adapter is given {rowAdapters.Length} time(s) for {prompts.Length} --prompt(s); give one per prompt, in order");
+            }
+            if (peft is null)
+            {
+                throw new PeftException("--prompt-adapter needs adapters: load them with --adapter NAME=DIR");
+            }
+            using var routing = peft.UseAdapterPerRow(rowAdapters);
+            results = generation.Generate(prompts, options, stops);
+        }
+        else
+        {
+            results = generation.Generate(prompts, options, stops);
+        }
+        if (json)
+        {
+            var array = new JsonArray();
+            for (var i = 0; i < prompts.Length; i++)
+            {
+                var r = results[i];
+                array.Add(new JsonObject
+                {
+                    ["prompt"] = prompts[i],
+                    ["adapter"] = rowAdapters.Length > 0 ? rowAdapters[i] : null,
+                    ["prompt_ids"] = new JsonArray(r.PromptIds.Select(id => (JsonNode)JsonValue.Create(id)).ToArray()),
+                    ["generated_ids"] = new JsonArray(r.GeneratedIds.Select(id => (JsonNode)JsonValue.Create(id)).ToArray()),
+                    ["text"] = r.Text,
+                    ["stop_reason"] = r.StopReason,
+                });
+            }
+            Console.WriteLine(array.ToJsonString(CliJson.Options));
+            return 0;
+        }
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            Console.WriteLine(rowAdapters.Length > 0 ? $"[{rowAdapters[i]}] {prompts[i]}{results[i].Text}" : prompts[i] + results[i].Text);
+        }
+        return 0;
     }
 
     /// <summary>A prompt that leaves no room for the new tokens is an error, or is cut from the front when asked.</summary>

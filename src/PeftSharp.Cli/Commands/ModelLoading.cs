@@ -8,7 +8,11 @@ namespace PeftSharp.Cli.Commands;
 /// <summary>Loads a model folder with zero or more adapters, optionally merged: shared by forward, generate, eval and merge.</summary>
 internal static class ModelLoading
 {
-    public static (PretrainedModel Model, PeftModel? Peft) Load(string modelDir, IReadOnlyList<DirectoryInfo> adapters, bool merge, torch.Device device)
+    /// <summary>
+    /// Loads the model and its adapters, all active; adapter <c>i</c> is named <c>names[i]</c> when given, else
+    /// <c>default</c> (the first) or <c>adapter&lt;i&gt;</c>.
+    /// </summary>
+    public static (PretrainedModel Model, PeftModel? Peft) Load(string modelDir, IReadOnlyList<DirectoryInfo> adapters, bool merge, torch.Device device, IReadOnlyList<string?>? names = null)
     {
         var model = AutoModel.FromPretrained(modelDir, LoadOptionsFor(modelDir, adapters, device));
         if (adapters.Count == 0)
@@ -18,7 +22,8 @@ internal static class ModelLoading
         var peft = PeftModel.Wrap(model);
         for (var i = 0; i < adapters.Count; i++)
         {
-            PeftAdapterFiles.Load(peft, adapters[i].FullName, i == 0 ? PeftAdapterFiles.DefaultAdapterName : $"adapter{i}");
+            var name = names?[i] ?? (i == 0 ? PeftAdapterFiles.DefaultAdapterName : $"adapter{i}");
+            PeftAdapterFiles.Load(peft, adapters[i].FullName, name);
         }
         peft.SetActiveAdapters([.. peft.Configs.Keys]);
         if (merge)

@@ -9,7 +9,7 @@ namespace PeftSharp.Core;
 /// named adapters of one method. The active adapters add their output to the base output; each can be merged into the
 /// base weight and unmerged again. Methods derive from this class and supply the per-adapter maths.
 /// </summary>
-public abstract class AdapterLayer : nn.Module<Tensor, Tensor>
+public abstract partial class AdapterLayer : nn.Module<Tensor, Tensor>
 {
     private readonly List<string> _adapters = [];
     private readonly List<string> _active = [];
@@ -29,7 +29,8 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>
 
     public IReadOnlyList<string> AdapterNames => _adapters;
 
-    public IReadOnlyList<string> ActiveAdapters => _active;
+    /// <summary>The adapters that run, in order; inside a per-row (mixed batch) forward, only the adapter of the rows being computed.</summary>
+    public IReadOnlyList<string> ActiveAdapters => _routedAdapter ?? (IReadOnlyList<string>)_active;
 
     public IReadOnlyList<string> MergedAdapters => _merged;
 
@@ -106,6 +107,10 @@ public abstract class AdapterLayer : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x)
     {
+        if (RowAdapters is { } rows && !Disabled)
+        {
+            return MixedBatchForward(x, rows);
+        }
         if (Disabled || _active.TrueForAll(_merged.Contains))
         {
             // Nothing to add (disabled, or every active adapter merged): the base output as is, with no dispose scope of

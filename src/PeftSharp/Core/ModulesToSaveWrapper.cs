@@ -53,8 +53,20 @@ public sealed class ModulesToSaveWrapper : nn.Module<Tensor, Tensor>
     public IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName) =>
         _copies[adapterName].named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
 
-    public override Tensor forward(Tensor x) =>
-        !Disabled && ActiveAdapter is { } a && _copies.Contains(a) ? _copies[a].call(x) : _original.call(x);
+    /// <summary>While set, each batch row runs its adapter's copy (the original for <c>__base__</c> or an adapter without one), as PEFT's mixed batch.</summary>
+    public AdapterRouting? RowAdapters { get; internal set; }
+
+    public override Tensor forward(Tensor x)
+    {
+        if (!Disabled && RowAdapters is { } routing)
+        {
+            using var scope = torch.NewDisposeScope();
+            var result = _original.call(x);
+            return routing.Scatter(x, result, skip: name => !_copies.Contains(name), apply: (name, rows, _) => _copies[name].call(rows), where: "a modules_to_save copy")
+                .MoveToOuterDisposeScope();
+        }
+        return !Disabled && ActiveAdapter is { } a && _copies.Contains(a) ? _copies[a].call(x) : _original.call(x);
+    }
 }
 
 /// <summary>Deep copies of the leaf modules heads are made of (TorchSharp modules have no generic clone).</summary>

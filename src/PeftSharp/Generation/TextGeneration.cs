@@ -53,6 +53,23 @@ public sealed class TextGeneration(PretrainedModel model, HfTokenizer tokenizer)
                 emitted = text.Length;
             }
         })[0];
+        return Finish(promptIds, ids, o, stopStrings);
+    }
+
+    /// <summary>
+    /// Generates for several prompts in one left-padded batch (no streaming); row <c>i</c> of the result belongs to
+    /// <c>prompts[i]</c>. With <see cref="Core.PeftModel.UseAdapterPerRow"/> in effect each row decodes with its own adapter.
+    /// </summary>
+    public IReadOnlyList<GeneratedText> Generate(IReadOnlyList<string> prompts, GenerationOptions options, IReadOnlyList<string>? stopStrings = null)
+    {
+        var promptIds = prompts.Select(p => tokenizer.Encode(p)).ToList();
+        var o = Complete(options, stopStrings);
+        var ids = _generator.Generate(promptIds, o);
+        return [.. promptIds.Select((p, i) => Finish(p, ids[i], o, stopStrings))];
+    }
+
+    private GeneratedText Finish(IReadOnlyList<int> promptIds, IReadOnlyList<int> ids, GenerationOptions o, IReadOnlyList<string>? stopStrings)
+    {
         var full = tokenizer.Decode(ids, skipSpecialTokens: true);
         var reason = ids.Count > 0 && o.EosTokenIds.Contains(ids[^1]) ? "eos" : ids.Count >= o.MaxNewTokens ? "length" : "stop_string";
         if (reason == "stop_string" && stopStrings is not null)

@@ -23,6 +23,10 @@ public static class PeftAdapterFiles
         var names = adapterNames.Length > 0 ? adapterNames : [.. model.Configs.Keys];
         foreach (var name in names)
         {
+            if (model.AdapterLayers().FirstOrDefault(l => l.Layer.AdapterNames.Contains(name) && l.Layer.IsRankPadded(name)) is { Layer: not null } padded)
+            {
+                throw new PeftException($"adapter '{name}' is rank-padded for hot-swapping at '{padded.Name}' (PrepareForHotSwap); its padded tensors do not match its config, so it is not saved");
+            }
             var folder = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
             Directory.CreateDirectory(folder);
             var tensors = model.AdapterStateDict(name)
@@ -97,6 +101,20 @@ public static class PeftAdapterFiles
         var model = PeftModel.Wrap(baseModel, registry);
         Load(model, directory, adapterName, isTrainable);
         return model;
+    }
+
+    /// <summary>
+    /// Replaces the weights of the loaded adapter <paramref name="adapterName"/> with those of the adapter folder
+    /// <paramref name="directory"/>, in place (PEFT's <c>hotswap_adapter</c>); see <see cref="PeftModel.HotSwapAdapter"/>.
+    /// </summary>
+    public static void HotSwap(PeftModel model, string directory, string adapterName = DefaultAdapterName)
+    {
+        var config = ReadConfig(directory, model.Registry);
+        using var file = OpenWeights(directory);
+        using var scope = torch.NewDisposeScope();
+        // Read in the file's own dtype on the CPU; the copy into the allocated tensors converts dtype and device.
+        var tensors = file.Entries.ToDictionary(e => e.Name, e => file.Read(e.Name), StringComparer.Ordinal);
+        model.HotSwapAdapter(adapterName, config, tensors);
     }
 
     private static void CopyInto(PeftModel model, string adapterName, SafetensorsFile file)

@@ -9,7 +9,7 @@ namespace PeftSharp.Methods.Lora;
 /// LoRA on a Linear, GPT-2 Conv1D, Embedding or Conv2d layer, with PEFT's in-memory names
 /// (<c>lora_A.&lt;adapter&gt;.weight</c>, <c>lora_embedding_A.&lt;adapter&gt;</c>). Forward: <c>base(x) + s·B(A(dropout(x)))</c>.
 /// </summary>
-public sealed class LoraLayer : AdapterLayer
+public sealed partial class LoraLayer : AdapterLayer
 {
     private readonly AdapterModuleDict _loraA = new();
     private readonly AdapterModuleDict _loraB = new();

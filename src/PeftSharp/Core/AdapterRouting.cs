@@ -1,0 +1,107 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftSharp.Core;
+
+/// <summary>
+/// Which adapter each row of a batch runs (PEFT's <c>adapter_names=</c> forward argument), grouped once into the distinct
+/// adapters and their rows. A group whose rows are consecutive is addressed by a view (<c>narrow</c>), any other by an index
+/// tensor built once per device. Created by <see cref="PeftModel.UseAdapterPerRow"/>; disposing it frees those indices.
+/// </summary>
+public sealed class AdapterRouting : IDisposable
+{
+    /// <summary>The row name that runs the base model alone (PEFT's <c>"__base__"</c>).</summary>
+    public const string BaseName = "__base__";
+
+    private readonly Dictionary<(int Group, string Device), Tensor> _indices = [];
+
+    internal AdapterRouting(IReadOnlyList<string> rowAdapters)
+    {
+        RowAdapters = [.. rowAdapters];
+        var groups = new List<RowGroup>();
+        foreach (var name in RowAdapters.Distinct())
+        {
+            var rows = Enumerable.Range(0, RowAdapters.Count).Where(i => RowAdapters[i] == name).Select(i => (long)i).ToArray();
+            var contiguous = rows[^1] - rows[0] + 1 == rows.Length;
+            groups.Add(new RowGroup(name, rows, contiguous));
+        }
+        Groups = groups;
+    }
+
+    /// <summary>The adapter of each row, in batch order.</summary>
+    public IReadOnlyList<string> RowAdapters { get; }
+
+    /// <summary>The distinct names (<see cref="BaseName"/> included), in order of first appearance, with their rows.</summary>
+    public IReadOnlyList<RowGroup> Groups { get; }
+
+    /// <summary>Batch rows this routing expects.</summary>
+    public int BatchSize => RowAdapters.Count;
+
+    /// <summary>
+    /// Runs <paramref name="apply"/> on each group's rows of <paramref name="x"/> and <paramref name="result"/> and writes its
+    /// output back into those rows of <paramref name="result"/> (in place; <paramref name="result"/> must be a fresh tensor of
+    /// the caller's). Groups for which <paramref name="skip"/> is true keep their rows of <paramref name="result"/>. A
+    /// group covering the whole batch returns <c>apply(x, result)</c> directly.
+    /// </summary>
+    internal Tensor Scatter(Tensor x, Tensor result, Func<string, bool> skip, Func<string, Tensor, Tensor, Tensor> apply, string where)
+    {
+        if (x.shape[0] != BatchSize)
+        {
+            throw new PeftException($"per-row adapters: {BatchSize} adapter name(s) for a batch of {x.shape[0]} row(s) (at {where})");
+        }
+        for (var g = 0; g < Groups.Count; g++)
+        {
+            var group = Groups[g];
+            if (skip(group.Adapter))
+            {
+                continue;
+            }
+            if (group.Rows.Length == BatchSize)
+            {
+                return apply(group.Adapter, x, result);
+            }
+            if (group.Contiguous)
+            {
+                var start = group.Rows[0];
+                var rows = result.narrow(0, start, group.Rows.Length);
+                rows.copy_(apply(group.Adapter, x.narrow(0, start, group.Rows.Length), rows));
+            }
+            else
+            {
+                var index = Index(g, x.device);
+                result.index_copy_(0, index, apply(group.Adapter, x.index_select(0, index), result.index_select(0, index)));
+            }
+        }
+        return result;
+    }
+
+    private Tensor Index(int group, Device device)
+    {
+        var key = (group, device.ToString());
+        lock (_indices)
+        {
+            if (!_indices.TryGetValue(key, out var index))
+            {
+                // Kept across forwards (every adapted layer and every generation step uses it), so outside any dispose scope.
+                index = torch.tensor(Groups[group].Rows, ScalarType.Int64, device).DetachFromDisposeScope();
+                _indices[key] = index;
+            }
+            return index;
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_indices)
+        {
+            foreach (var t in _indices.Values)
+            {
+                t.Dispose();
+            }
+            _indices.Clear();
+        }
+    }
+}
+
+/// <summary>One adapter of a routed batch and the rows (ascending) that run it; <paramref name="Contiguous"/> when they are consecutive.</summary>
+public sealed record RowGroup(string Adapter, long[] Rows, bool Contiguous);
