@@ -12,8 +12,8 @@ PEFT=(nice -n 15 dotnet "$ROOT/src/PeftSharp.Cli/bin/Release/net10.0/peft.dll")
 MODEL="$ROOT/assets/models/stories260K"
 mkdir -p "$OUT/data"
 
-# Two domains, 1,500 training paragraphs each (shuffled together, seed 0), 150 held-out paragraphs each.
-# TinyStories: first 1,500 / last 150 paragraphs. WikiText-2 (test split, 60 articles): paragraphs of >= 80 characters
+# Two domains, 1,500 training paragraphs each (shuffled together, seed 0), 60 held-out paragraphs each.
+# TinyStories: first 1,500 / last 60 paragraphs. WikiText-2 (test split, 60 articles): paragraphs of >= 80 characters
 # (headings dropped) of articles 0-49 for training, of articles 50-59 for evaluation.
 python3 - "$DATA" "$OUT/data" <<'PY'
 import json, random, sys
@@ -22,20 +22,20 @@ ts = [json.loads(l)["text"] for l in open(f"{data}/tinystories/validation.jsonl"
 arts = [json.loads(l)["text"] for l in open(f"{data}/wikitext2_raw/test.jsonl", encoding="utf-8")]
 def paras(articles):
     return [p.strip() for a in articles for p in a.split("\n") if len(p.strip()) >= 80 and not p.strip().startswith("=")]
-wiki_train, wiki_eval = paras(arts[:50])[:1500], paras(arts[50:])[:150]
-ts_train, ts_eval = ts[:1500], ts[-150:]
+wiki_train, wiki_eval = paras(arts[:50])[:1500], paras(arts[50:])[:60]
+ts_train, ts_eval = ts[:1500], ts[-60:]
 mixed = ts_train + wiki_train
 random.Random(0).shuffle(mixed)
 def write(name, rows):
     with open(f"{out}/{name}.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps({"text": r}) + "\n")
-write("mixed_train", mixed); write("mixed_eval", ts_eval + wiki_eval)
+write("mixed_train", mixed)
 write("ts_eval", ts_eval); write("wiki_eval", wiki_eval)
 print(f"train {len(mixed)} (ts {len(ts_train)}, wiki {len(wiki_train)}); eval ts {len(ts_eval)}, wiki {len(wiki_eval)}")
 PY
 
-COMMON=(--model "$MODEL" --task lm --data "$OUT/data/mixed_train.jsonl" --validation "$OUT/data/mixed_eval.jsonl"
+COMMON=(--model "$MODEL" --task lm --data "$OUT/data/mixed_train.jsonl" --validation "$OUT/data/ts_eval.jsonl"
         --max-steps "$STEPS" --batch-size 8 --max-length 64 --lr 2e-3 --dropout 0.05
         --target-modules q_proj k_proj v_proj o_proj gate_proj up_proj down_proj)
 run() {  # name seed args...
@@ -46,7 +46,7 @@ run() {  # name seed args...
     fi
     for domain in ts wiki; do
         [[ -f "$dir/eval_$domain.json" ]] || "${PEFT[@]}" eval --model "$MODEL" --adapter "$dir" --data "$OUT/data/${domain}_eval.jsonl" \
-            --task lm --max-length 64 --json > "$dir/eval_$domain.json"
+            --task lm --max-length 64 --batch-size 8 --json > "$dir/eval_$domain.json"
     done
     echo "done $dir"
 }
@@ -55,9 +55,9 @@ for seed in $SEEDS; do
     run mole-r4-k3 "$seed" --method mole --experts 3 -r 4 --alpha 8
     run lora-r9 "$seed" --method lora -r 9 --alpha 18       # about MoLE's trainable parameters
     run lora-r18 "$seed" --method lora -r 18 --alpha 36     # about twice MoLE's
-    run lora-r4 "$seed" --method lora -r 4 --alpha 8        # MoLE's per-token compute (one expert active)
+    [[ -n "${WITH_R4:-}" ]] && run lora-r4 "$seed" --method lora -r 4 --alpha 8   # MoLE's per-token compute (one expert active)
 done
 # Base model on each domain (no adapter).
 for domain in ts wiki; do
-    [[ -f "$OUT/base_eval_$domain.json" ]] || "${PEFT[@]}" eval --model "$MODEL" --data "$OUT/data/${domain}_eval.jsonl" --task lm --max-length 64 --json > "$OUT/base_eval_$domain.json"
+    [[ -f "$OUT/base_eval_$domain.json" ]] || "${PEFT[@]}" eval --model "$MODEL" --data "$OUT/data/${domain}_eval.jsonl" --task lm --max-length 64 --batch-size 8 --json > "$OUT/base_eval_$domain.json"
 done

@@ -146,6 +146,39 @@ public class MoleBalanceTests
         Assert.Equal(["begin", "end", "begin", "end"], hook.Calls);
     }
 
+    [Fact]
+    public void Training_steps_with_routing_and_the_balancing_loss_leak_no_tensors()
+    {
+        torch.manual_seed(23);
+        var net = new ToyMoleNet();
+        var peft = PeftModel.Create(net, MoleLayerTests.Config(MoleConfig.Switch) with { Dropout = 0.1 });
+        var plan = ((MoleLayer)peft.AdapterLayers().First(l => l.Name.EndsWith("gate_proj", StringComparison.Ordinal)).Layer).PlanOf("default")!;
+        net.train();
+        var x = torch.randn(2, 4, 6);
+        var mask = torch.ones(2, 4);
+        long? live = null;
+        for (var step = 0; step < 40; step++)
+        {
+            using (var scope = torch.NewDisposeScope())
+            {
+                plan.Recorder.Start();
+                var loss = net.call(x).square().mean();
+                plan.Recorder.Stop();
+                (loss + MoleBalanceLoss.Compute(plan.Recorder.Recorded, mask) * 0.01).backward();
+                plan.Recorder.Clear();
+                foreach (var p in peft.TrainableParameters())
+                {
+                    p.grad = null;
+                }
+            }
+            if (step == 2)
+            {
+                live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
     private sealed class ConstantTerm(double value) : IAuxiliaryLoss
     {
         public List<string> Calls { get; } = [];

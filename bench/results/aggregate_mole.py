@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""Table of bench/results/run_mole.sh runs: held-out loss per domain (mean ± std over seeds)."""
+import glob, json, math, os, re, statistics, sys
+
+out = sys.argv[1] if len(sys.argv) > 1 else "/tmp/peft-mole"
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+def ms(xs, digits=4):
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:.{digits}f}"
+    return f"{statistics.mean(xs):.{digits}f} ± {statistics.stdev(xs):.{digits}f}"
+
+rows = {}
+for d in sorted(glob.glob(f"{out}/runs/*-s*/")):
+    m = re.match(r"(.+)-s(\d+)$", os.path.basename(d.rstrip("/")))
+    if not m or not all(os.path.exists(f"{d}/{f}") for f in ("summary.json", "eval_ts.json", "eval_wiki.json")):
+        continue
+    name, seed = m.group(1), int(m.group(2))
+    s = load(f"{d}/summary.json")
+    ts, wiki = load(f"{d}/eval_ts.json")["loss"], load(f"{d}/eval_wiki.json")["loss"]
+    r = rows.setdefault(name, {"seeds": [], "params": s.get("trainable_parameters"), "ts": [], "wiki": [], "mean": [], "train_s": []})
+    r["seeds"].append(seed); r["ts"].append(ts); r["wiki"].append(wiki); r["mean"].append((ts + wiki) / 2)
+    r["train_s"].append(s.get("train_seconds", float("nan")))
+
+base = {d: load(f"{out}/base_eval_{d}.json")["loss"] for d in ("ts", "wiki") if os.path.exists(f"{out}/base_eval_{d}.json")}
+print("| run | seeds | trainable params | TinyStories loss | WikiText loss | mean of the two |")
+print("|---|---|---|---|---|---|")
+if len(base) == 2:
+    print(f"| base (no adapter) | – | 0 | {base['ts']:.4f} | {base['wiki']:.4f} | {(base['ts'] + base['wiki']) / 2:.4f} |")
+for name, r in rows.items():
+    print(f"| {name} | {','.join(map(str, sorted(r['seeds'])))} | {r['params']:,} | {ms(r['ts'])} | {ms(r['wiki'])} | {ms(r['mean'])} |")
