@@ -41,11 +41,12 @@ internal sealed class TrainFlags
     private readonly Option<bool?> _packing = new("--packing") { Description = "Pack plain-text LM examples into full blocks." };
     private readonly Option<bool?> _full = new("--full-finetune") { Description = "Train all weights (baseline; no adapter)." };
     private readonly Option<string[]?> _methodOptions = new("--method-option", "-O") { Description = "Method config key by its PEFT name, KEY=VALUE (VALUE as JSON when it parses); repeatable.", AllowMultipleArgumentsPerToken = false };
+    private readonly Option<int?> _experts = new("--experts") { Description = "Experts per MLP for mixture methods (sets num_experts; same as --method-option num_experts=N)." };
     private readonly Option<bool?> _headOnly = new("--head-only") { Description = "Train only the classification head (baseline; no adapter)." };
 
     public void AddTo(Command cmd, IReadOnlyCollection<string>? except = null)
     {
-        foreach (var option in new Option[] { _model, _data, _validation, _split, _task, _method, _rank, _alpha, _dropout, _targets, _lr, _scheduler, _warmup, _epochs, _steps, _batch, _accum, _maxLength, _optimizer, _weightDecay, _clip, _seed, _evalEvery, _logEvery, _ckptEvery, _keep, _output, _resume, _device, _gc, _skipBad, _packing, _full, _headOnly, _methodOptions })
+        foreach (var option in new Option[] { _model, _data, _validation, _split, _task, _method, _rank, _alpha, _dropout, _targets, _lr, _scheduler, _warmup, _epochs, _steps, _batch, _accum, _maxLength, _optimizer, _weightDecay, _clip, _seed, _evalEvery, _logEvery, _ckptEvery, _keep, _output, _resume, _device, _gc, _skipBad, _packing, _full, _headOnly, _methodOptions, _experts })
         {
             if (except is null || !except.Contains(option.Name))
             {
@@ -90,21 +91,28 @@ internal sealed class TrainFlags
         Packing = p.GetValue(_packing) ?? o.Packing,
         FullFineTune = p.GetValue(_full) ?? o.FullFineTune,
         HeadOnly = p.GetValue(_headOnly) ?? o.HeadOnly,
-        MethodOptions = MergeOptions(o.MethodOptions, p.GetValue(_methodOptions)),
+        MethodOptions = MergeOptions(o.MethodOptions, p.GetValue(_methodOptions), p.GetValue(_experts)),
     };
 
-    // Command-line options override the config file's method_options key by key.
-    private static IReadOnlyDictionary<string, JsonNode?>? MergeOptions(IReadOnlyDictionary<string, JsonNode?>? fromFile, string[]? fromCli)
+    /// <summary>The method config key <c>--experts</c> sets.</summary>
+    internal const string ExpertsKey = "num_experts";
+
+    // Command-line options override the config file's method_options key by key; --experts N is num_experts=N.
+    private static IReadOnlyDictionary<string, JsonNode?>? MergeOptions(IReadOnlyDictionary<string, JsonNode?>? fromFile, string[]? fromCli, int? experts)
     {
-        if (fromCli is not { Length: > 0 })
+        if (fromCli is not { Length: > 0 } && experts is null)
         {
             return fromFile;
         }
         var merged = fromFile is null ? new Dictionary<string, JsonNode?>(StringComparer.Ordinal) : new Dictionary<string, JsonNode?>(fromFile, StringComparer.Ordinal);
-        foreach (var text in fromCli)
+        foreach (var text in fromCli ?? [])
         {
             var (key, value) = MethodConfigs.ParseOption(text);
             merged[key] = value;
+        }
+        if (experts is int k)
+        {
+            merged[ExpertsKey] = k;
         }
         return merged;
     }

@@ -41,6 +41,13 @@ public interface IAdapterMethod
     /// here. Default: the config unchanged.
     /// </summary>
     AdapterConfig PrepareAdapter(AdapterConfig config, IReadOnlyList<BaseLayer> targets) => config;
+
+    /// <summary>
+    /// The target modules a fine-tuning job uses for a model type (<c>llama</c>, <c>bert</c>, …) when the user names none;
+    /// null (default) keeps PEFT's per-model default. A method that needs other modules than attention (MoLE's MLP
+    /// experts) says so here.
+    /// </summary>
+    IReadOnlyList<string>? DefaultTargetModules(string modelType) => null;
 }
 
 /// <summary>

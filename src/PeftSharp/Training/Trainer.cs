@@ -25,6 +25,7 @@ public sealed partial class Trainer : IDisposable
     private readonly TrainingData _data;
     private readonly TrainerOptions _options;
     private readonly List<ITrainingHooks> _hooks;
+    private readonly List<IAuxiliaryLoss> _auxiliary;
     private readonly List<StepRecord> _history = [];
     private readonly List<JsonObject> _log = [];
     private readonly MetricsLog? _metrics;
@@ -53,6 +54,7 @@ public sealed partial class Trainer : IDisposable
         _options = options ?? new TrainerOptions();
         _options.Validate();
         _hooks = CollectHooks(model, _options.Hooks);
+        _auxiliary = [.. _hooks.OfType<IAuxiliaryLoss>()];
         _trainable = TrainableParameters();
         if (_trainable.Count == 0)
         {
@@ -131,7 +133,7 @@ public sealed partial class Trainer : IDisposable
             using var microScope = torch.NewDisposeScope();
             var batch = _data.Next();
             tokens += batch.TokenCount();
-            var loss = _loss(batch);
+            var loss = ForwardLoss(batch);
             lossSum += loss.to_type(ScalarType.Float64).item<double>();
             (accumulation == 1 ? loss : loss / accumulation).backward();
         }
@@ -183,6 +185,28 @@ public sealed partial class Trainer : IDisposable
             _trainable = TrainableParameters();
         }
         return Record(new StepRecord(Step + 1, meanLoss, info.LearningRate, gradNorm, tokens, Skipped: false));
+    }
+
+    // The batch's loss plus the auxiliary terms of the hooks that add one (the logged loss is this sum: what is optimised).
+    private Tensor ForwardLoss(Batch batch)
+    {
+        if (_auxiliary.Count == 0)
+        {
+            return _loss(batch);
+        }
+        foreach (var a in _auxiliary)
+        {
+            a.BeginForward(batch);
+        }
+        var loss = _loss(batch);
+        foreach (var a in _auxiliary)
+        {
+            if (a.EndForward(batch) is { } term)
+            {
+                loss = loss + term;
+            }
+        }
+        return loss;
     }
 
     private bool HasEvaluation => _options.Evaluate is not null || _options.EvalData is not null;

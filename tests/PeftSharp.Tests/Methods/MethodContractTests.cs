@@ -16,6 +16,7 @@ using PeftSharp.Methods.ConvLora;
 using PeftSharp.Methods.CpLora;
 using PeftSharp.Methods.TLora;
 using PeftSharp.Methods.Salt;
+using PeftSharp.Methods.Mole;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -103,6 +104,14 @@ public class MethodContractTests
         // ratio 0.2, r 3: 4 → 6: t = max(1, 0) = 1 → 2 + 2·3·3 = 20; 6 × 6: t = 1 → 2 + 2·5·3 = 32. X, Y random: the official conv init.
         new("salt-random-init", t => new SaltConfig { Rank = 3, Ratio = 0.2, InitWeights = false, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (4, 6) => 20, (6, 6) => 32, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
+        // MoLE: experts on v_proj (the only bias-free target, 6 → 6; each block's own MLP group, so it owns the router):
+        // K·r·(d_in + d_out) + K·(d_in + 1); the other targets are plain LoRA r·(d_in + d_out). Token routing: no merge.
+        new("mole", t => new MoleConfig { Rank = 2, Alpha = 4, NumExperts = 3, ExpertModules = TargetModules.Of("v_proj"), TargetModules = t },
+            l => l.Bias is null ? 3 * 2 * (l.InFeatures + l.OutFeatures) + 3 * (l.InFeatures + 1) : 2 * (l.InFeatures + l.OutFeatures), Mergeable: false),
+        new("mole-switch", t => new MoleConfig { Rank = 3, Alpha = 3, NumExperts = 2, Routing = MoleConfig.Switch, ExpertModules = TargetModules.Of("v_proj"), TargetModules = t },
+            l => l.Bias is null ? 2 * 3 * (l.InFeatures + l.OutFeatures) + 2 * (l.InFeatures + 1) : 3 * (l.InFeatures + l.OutFeatures), Mergeable: false),
+        new("mole-dense-dropout", t => new MoleConfig { Rank = 2, Alpha = 2, NumExperts = 4, Routing = MoleConfig.Dense, Dropout = 0.1, ExpertModules = TargetModules.Of("v_proj"), TargetModules = t },
+            l => l.Bias is null ? 4 * 2 * (l.InFeatures + l.OutFeatures) + 4 * (l.InFeatures + 1) : 2 * (l.InFeatures + l.OutFeatures), Mergeable: false),
     ];
 
     public static TheoryData<string> Names()

@@ -223,7 +223,9 @@ public static class FineTuneJob
             return wrapped;
         }
         var config = MethodRegistry.Default.DefaultConfig(o.Method);
-        var targets = TargetModules.Of([.. o.TargetModules ?? DefaultTargets(model.Config.ModelType)]);
+        var targets = TargetModules.Of([.. o.TargetModules
+            ?? MethodRegistry.Default.Find(o.Method)?.DefaultTargetModules(model.Config.ModelType)
+            ?? DefaultTargets(model.Config.ModelType)]);
         config = config with { TargetModules = targets, ModulesToSave = heads.Count > 0 ? heads : null, TaskType = task == FineTuneTask.Classification ? "SEQ_CLS" : "CAUSAL_LM", BaseModelNameOrPath = o.Model };
         if (config is LoraConfig lora)
         {
