@@ -214,7 +214,7 @@ public static class FederatedSimulation
                     Schedule = LearningRateSchedule.Constant(o.LearningRate),
                     Optimizer = p => AdamWOptimizer.Create(p, new AdamWOptions { WeightDecay = 0 }),
                     Seed = Mix(seed, round, k),
-                    LogEvery = 0,
+                    LogEvery = Math.Max(1, o.StepsPerClient),
                     EvaluateBeforeTraining = false,
                 };
                 using var trainer = new Trainer(peft, Objectives.For(model), TrainingData.FromDataset(loaders[k], shuffle: true), trainerOptions);
