@@ -77,6 +77,25 @@ public static class FederatedAggregation
         return Averaged(clients, AggregationKind.ZeroPad, padTo: name => clients.Max(c => c.Modules[name].Rank));
     }
 
+    /// <summary>
+    /// FLoRA's "aggregation noise" as a number: ‖ΔW_global − Σ p_k s_k B_k A_k‖_F / ‖Σ p_k s_k B_k A_k‖_F, with the
+    /// squares summed over all modules. 0 (to rounding) for stacking; the gap of the averaging baselines otherwise.
+    /// </summary>
+    public static double AggregationError(GlobalUpdate global, IReadOnlyList<ClientUpdate> clients)
+    {
+        var p = ClientWeights(clients);
+        double error = 0, norm = 0;
+        foreach (var name in clients[0].Modules.Keys)
+        {
+            using var scope = torch.NewDisposeScope();
+            var exact = clients.Select((c, k) => c.Modules[name].Delta() * p[k]).Aggregate((x, y) => x + y).to(ScalarType.Float64);
+            var diff = global.Delta(name).to(ScalarType.Float64) - exact;
+            error += diff.square().sum().item<double>();
+            norm += exact.square().sum().item<double>();
+        }
+        return norm == 0 ? Math.Sqrt(error) : Math.Sqrt(error / norm);
+    }
+
     private static GlobalUpdate Averaged(IReadOnlyList<ClientUpdate> clients, AggregationKind kind, Func<string, long>? padTo)
     {
         var p = ClientWeights(clients);

@@ -30,6 +30,7 @@ public static class FederatedReport
                 ["macro_f1"] = r.MacroF1,
                 ["eval_loss"] = r.EvalLoss,
                 ["mean_client_loss"] = r.MeanClientLoss,
+                ["aggregation_error"] = r.AggregationError,
                 ["global_rank"] = r.GlobalRank,
                 ["uploaded_params"] = r.UploadedParameters,
                 ["downloaded_params"] = r.DownloadedParameters,
@@ -78,6 +79,7 @@ public static class FederatedReport
         Table(sb, "Held-out accuracy", rows, kinds, r => r.Accuracy, "F4");
         Table(sb, "Held-out macro-F1", rows, kinds, r => r.MacroF1, "F4");
         Table(sb, "Held-out loss", rows, kinds, r => r.EvalLoss, "F4");
+        Table(sb, "Aggregation error ‖ΔW_global − Σ p_k ΔW_k‖ / ‖Σ p_k ΔW_k‖", rows.Where(r => r.AggregationError is not null).ToList(), kinds, r => r.AggregationError!.Value, "G3");
         sb.Append("Communication per round (LoRA factor entries, head excluded)\n\n| aggregation | global rank | uploaded (all clients) | downloaded (per client) |\n| --- | --- | --- | --- |\n");
         foreach (var k in kinds)
         {

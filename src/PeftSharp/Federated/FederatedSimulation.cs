@@ -19,11 +19,12 @@ namespace PeftSharp.Federated;
 /// <param name="MacroF1">Held-out macro-F1.</param>
 /// <param name="EvalLoss">Held-out mean cross-entropy.</param>
 /// <param name="MeanClientLoss">Mean over clients of each one's last local training loss (null for round 0).</param>
+/// <param name="AggregationError">‖ΔW_global − Σ p_k ΔW_k‖ / ‖Σ p_k ΔW_k‖ over all modules this round (<see cref="FederatedAggregation.AggregationError"/>; null for round 0).</param>
 /// <param name="GlobalRank">Rank of the global adapter per module (Σr_k for stacking, the common or largest rank otherwise).</param>
 /// <param name="UploadedParameters">LoRA factor entries all clients sent this round (dense heads not counted).</param>
 /// <param name="DownloadedParameters">LoRA factor entries the server sends each client (the global factors).</param>
 public sealed record RoundMetrics(int Seed, string Aggregation, int Round, double Accuracy, double MacroF1, double EvalLoss,
-    double? MeanClientLoss, long GlobalRank, long UploadedParameters, long DownloadedParameters);
+    double? MeanClientLoss, double? AggregationError, long GlobalRank, long UploadedParameters, long DownloadedParameters);
 
 /// <summary>What a simulation produced: every round's metrics, each seed's client shards, and notes (skipped aggregations).</summary>
 public sealed record FederatedResult(string OutputDirectory, IReadOnlyList<RoundMetrics> Rounds, IReadOnlyDictionary<int, IReadOnlyList<ClientShard>> Shards,
@@ -128,7 +129,7 @@ public static class FederatedSimulation
             using var model = FineTuneJob.LoadModel(o.Model!, FineTuneTask.Classification, labels, device);
             var targets = TargetModules.Of([.. o.TargetModules ?? FineTuneJob.DefaultTargets(model.Config.ModelType)]);
             var initial = Evaluate(model, null);
-            yield return Row(0, initial, null, 0, 0, 0);
+            yield return Row(0, initial, null, null, 0, 0, 0);
             GlobalUpdate? fedIt = null;
             try
             {
@@ -148,6 +149,7 @@ public static class FederatedSimulation
                         var upload = updates.Sum(u => u.Modules.Values.Sum(f => f.A.numel() + f.B.numel()));
                         var download = global.Modules.Values.Sum(f => f.A.numel() + f.B.numel());
                         var rank = global.Modules.Values.Max(f => f.Rank);
+                        var noise = FederatedAggregation.AggregationError(global, updates);
                         EvaluationResult eval;
                         if (kind == AggregationKind.Average)
                         {
@@ -164,8 +166,8 @@ public static class FederatedSimulation
                             }
                             eval = Evaluate(model, null);
                         }
-                        var row = Row(round, eval, losses.Average(), rank, upload, download);
-                        log($"seed {seed} {kind.Name()} round {round}: accuracy {row.Accuracy:F4}, macro-F1 {row.MacroF1:F4}, eval loss {row.EvalLoss:F4}, client loss {row.MeanClientLoss:F4}");
+                        var row = Row(round, eval, losses.Average(), noise, rank, upload, download);
+                        log($"seed {seed} {kind.Name()} round {round}: accuracy {row.Accuracy:F4}, macro-F1 {row.MacroF1:F4}, eval loss {row.EvalLoss:F4}, client loss {row.MeanClientLoss:F4}, ΔW error {noise:E2}");
                         yield return row;
                     }
                     finally
@@ -183,8 +185,8 @@ public static class FederatedSimulation
             }
         }
 
-        private RoundMetrics Row(int round, EvaluationResult eval, double? clientLoss, long rank, long upload, long download) =>
-            new(seed, kind.Name(), round, eval.Metrics["accuracy"], eval.Metrics["macro_f1"], eval.Loss ?? double.NaN, clientLoss, rank, upload, download);
+        private RoundMetrics Row(int round, EvaluationResult eval, double? clientLoss, double? noise, long rank, long upload, long download) =>
+            new(seed, kind.Name(), round, eval.Metrics["accuracy"], eval.Metrics["macro_f1"], eval.Loss ?? double.NaN, clientLoss, noise, rank, upload, download);
 
         private (ClientUpdate Update, double Loss) TrainClient(PretrainedModel model, TargetModules targets, int round, int k, GlobalUpdate? fedIt)
         {

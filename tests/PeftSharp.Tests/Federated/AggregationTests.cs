@@ -120,6 +120,8 @@ public class AggregationTests
             // Equal ranks: zero-padding pads nothing, so it is plain averaging.
             Assert.True(RelativeError(pad.Delta(m), avg.Delta(m)) < 1e-12);
         }
+        Assert.True(FederatedAggregation.AggregationError(stack, clients) < 1e-6);
+        Assert.True(FederatedAggregation.AggregationError(avg, clients) > 0.5);
         clients.ForEach(c => c.Dispose());
     }
 

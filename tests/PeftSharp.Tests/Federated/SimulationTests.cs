@@ -93,6 +93,8 @@ public class SimulationTests : IDisposable
         Assert.Equal(6, stack.GlobalRank);
         Assert.Equal(4, pad.GlobalRank);
         Assert.NotEqual(start[0].EvalLoss, stack.EvalLoss);
+        Assert.True(stack.AggregationError < 1e-5, $"stack ΔW error {stack.AggregationError}");
+        Assert.True(pad.AggregationError > stack.AggregationError);
         Assert.Equal(4, File.ReadAllLines(Path.Combine(output, FederatedReport.MetricsFile)).Length);
         Assert.Contains("| round | stack | zeropad |", File.ReadAllText(Path.Combine(output, FederatedReport.MarkdownFile)));
         Assert.Equal(48, result.Shards[5].Sum(s => s.Indices.Count));
