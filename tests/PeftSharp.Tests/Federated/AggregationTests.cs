@@ -255,4 +255,26 @@ public class AggregationTests
         Assert.Equal([AggregationKind.Stack, AggregationKind.ZeroPad], AggregationKinds.Parse("stack,zeropad"));
         Assert.Throws<PeftException>(() => AggregationKinds.Parse("fedprox"));
     }
+
+    [Fact]
+    public void Hundred_aggregations_leak_no_tensors()
+    {
+        var clients = RandomClients([4, 4, 4, 4], [10, 30, 5, 55], [2, 2, 1, 2], seed: 4);
+        var live = 0L;
+        for (var step = 0; step < 100; step++)
+        {
+            foreach (var kind in AggregationKinds.All)
+            {
+                using var g = FederatedAggregation.Aggregate(clients, kind);
+                FederatedAggregation.AggregationError(g, clients);
+                g.Delta("q").Dispose();
+            }
+            if (step == 2)
+            {
+                live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        clients.ForEach(c => c.Dispose());
+    }
 }
