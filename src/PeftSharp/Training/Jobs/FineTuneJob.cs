@@ -173,7 +173,7 @@ public static class FineTuneJob
     private static string TaskName(FineTuneTask task, FineTuneOptions o) =>
         $"{task.ToString().ToLowerInvariant()}:{Path.GetFileName(Path.GetDirectoryName(o.Data)) ?? "data"}";
 
-    private static PretrainedModel LoadModel(string folder, FineTuneTask task, ClassLabels? labels, torch.Device device)
+    internal static PretrainedModel LoadModel(string folder, FineTuneTask task, ClassLabels? labels, torch.Device device)
     {
         if (task != FineTuneTask.Classification)
         {

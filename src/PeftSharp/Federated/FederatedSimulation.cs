@@ -1,0 +1,282 @@
+using PeftSharp.Core;
+using PeftSharp.Data;
+using PeftSharp.Methods.Lora;
+using PeftSharp.Models;
+using PeftSharp.Tokenization;
+using PeftSharp.Training;
+using PeftSharp.Training.Evaluation;
+using PeftSharp.Training.Jobs;
+using PeftSharp.Training.Optim;
+using TorchSharp;
+
+namespace PeftSharp.Federated;
+
+/// <summary>The global model's held-out metrics after one round (round 0 = before any training) of one aggregation and seed.</summary>
+/// <param name="Seed">The simulation's seed (split, head init, client inits, data order).</param>
+/// <param name="Aggregation">stack, avg or zeropad.</param>
+/// <param name="Round">1-based communication round; 0 is the model before training.</param>
+/// <param name="Accuracy">Held-out accuracy of the global model.</param>
+/// <param name="MacroF1">Held-out macro-F1.</param>
+/// <param name="EvalLoss">Held-out mean cross-entropy.</param>
+/// <param name="MeanClientLoss">Mean over clients of each one's last local training loss (null for round 0).</param>
+/// <param name="AggregationError">‖ΔW_global − Σ p_k ΔW_k‖ / ‖Σ p_k ΔW_k‖ over all modules this round (<see cref="FederatedAggregation.AggregationError"/>; null for round 0).</param>
+/// <param name="GlobalRank">Rank of the global adapter per module (Σr_k for stacking, the common or largest rank otherwise).</param>
+/// <param name="UploadedParameters">LoRA factor entries all clients sent this round (dense heads not counted).</param>
+/// <param name="DownloadedParameters">LoRA factor entries the server sends each client (the global factors).</param>
+public sealed record RoundMetrics(int Seed, string Aggregation, int Round, double Accuracy, double MacroF1, double EvalLoss,
+    double? MeanClientLoss, double? AggregationError, long GlobalRank, long UploadedParameters, long DownloadedParameters);
+
+/// <summary>What a simulation produced: every round's metrics, each seed's client shards, and notes (skipped aggregations).</summary>
+public sealed record FederatedResult(string OutputDirectory, IReadOnlyList<RoundMetrics> Rounds, IReadOnlyDictionary<int, IReadOnlyList<ClientShard>> Shards,
+    IReadOnlyList<string> Notes, IReadOnlyList<string> ClassNames);
+
+/// <summary>
+/// Runs federated LoRA fine-tuning on one machine, each client's data kept apart, with the round protocol of FLoRA's
+/// code (ATP-1010/FederatedLLM <c>main.py</c>): every round each client injects a fresh LoRA of its own rank into the
+/// current global model and trains it on its shard; the server aggregates and merges the result into the base weights
+/// (<c>merge_and_unload</c>), and the next round starts from the merged model. Stacking and zero-padding follow this
+/// protocol. FedIT averaging follows FedIT's: A and B are averaged into a global adapter that is not merged, and every
+/// client starts the next round from it (round 1: one shared init). Dense weights (the classification head in
+/// modules_to_save) are averaged with p_k under every aggregation.
+/// </summary>
+public static class FederatedSimulation
+{
+    private const string ClientAdapter = "client";
+
+    /// <summary>Fills unset paths with the bundled defaults.</summary>
+    public static FederatedOptions Resolve(FederatedOptions o)
+    {
+        var defaultData = o.Data is null;
+        return o with
+        {
+            Model = Path.GetFullPath(o.Model ?? BundledAssets.Model(BundledAssets.MiniLmL6V2)),
+            Data = Path.GetFullPath(o.Data ?? Path.Combine(BundledAssets.Data(BundledAssets.SentimentSentences), "train.jsonl")),
+            Validation = o.Validation is not null ? Path.GetFullPath(o.Validation)
+                : defaultData ? Path.Combine(BundledAssets.Data(BundledAssets.SentimentSentences), "test.jsonl") : null,
+            Output = o.Output is null ? null : Path.GetFullPath(o.Output),
+        };
+    }
+
+    /// <summary>Runs every seed × aggregation and writes metrics.jsonl, results.md and split.json to the output folder.</summary>
+    public static FederatedResult Run(FederatedOptions options, Action<string>? log = null)
+    {
+        log ??= _ => { };
+        var o = Resolve(options);
+        o.Validate();
+        var alpha = DirichletSplit.ParseSpec(o.Split);
+        var device = torch.device(o.Device);
+        var kinds = o.Aggregations.ToList();
+        var notes = new List<string>();
+        var heterogeneous = Enumerable.Range(0, o.Clients).Select(o.RankOf).Distinct().Count() > 1;
+        if (heterogeneous && kinds.Contains(AggregationKind.Average))
+        {
+            if (kinds.Count == 1)
+            {
+                throw new ConfigException($"avg (FedIT) needs one rank for all clients, got ranks {string.Join(",", o.Ranks)}; use stack or zeropad for heterogeneous ranks");
+            }
+            kinds.Remove(AggregationKind.Average);
+            notes.Add($"avg (FedIT) skipped: client ranks {string.Join(",", o.Ranks)} differ (FedIT needs one rank; zeropad is its heterogeneous form)");
+            log(notes[^1]);
+        }
+
+        var splits = o.Validation is not null
+            ? DataSplits.FromFiles(o.Data!, o.Validation)
+            : DataSplits.Split(DataReader.Read(o.Data!), 0.1, o.Seeds[0]);
+        var labels = splits.Labels ?? throw new PeftException($"{o.Data}: federated simulation needs classification data (a 'label' column)");
+        var tokenizer = HfTokenizer.FromFolder(o.Model!);
+        var collator = Collator.For(tokenizer);
+        var evalExamples = splits.Validation!.Examples.Take(o.MaxEvalExamples > 0 ? o.MaxEvalExamples : int.MaxValue).ToList();
+        var evalLoader = new DataLoader(ClassificationEncoder.Encode(evalExamples, tokenizer, o.MaxLength).Examples, collator, device,
+            new DataLoaderOptions { BatchSize = 64, Shuffle = false });
+        Directory.CreateDirectory(o.Output!);
+
+        var rows = new List<RoundMetrics>();
+        var shardsBySeed = new Dictionary<int, IReadOnlyList<ClientShard>>();
+        foreach (var seed in o.Seeds)
+        {
+            var clientData = DirichletSplit.Split(splits.Train, o.Clients, alpha, seed, out var shards);
+            shardsBySeed[seed] = shards;
+            log($"seed {seed}: client sizes {string.Join(", ", shards.Select(s => s.Indices.Count))}; labels per client {string.Join(" | ", shards.Select(s => string.Join("/", s.LabelCounts)))}");
+            var loaders = clientData.Select((d, k) => new DataLoader(ClassificationEncoder.Encode(d.Examples, tokenizer, o.MaxLength).Examples, collator, device,
+                new DataLoaderOptions { BatchSize = o.BatchSize, Shuffle = true, Seed = Mix(seed, 0, k) })).ToList();
+            var sizes = shards.Select(s => (long)s.Indices.Count).ToList();
+            foreach (var kind in kinds)
+            {
+                var run = new Protocol(o, kind, seed, labels, loaders, sizes, evalLoader, device, log);
+                foreach (var row in run.Execute())
+                {
+                    rows.Add(row);
+                    FederatedReport.WriteJsonl(Path.Combine(o.Output!, FederatedReport.MetricsFile), rows);
+                }
+            }
+        }
+        var result = new FederatedResult(o.Output!, rows, shardsBySeed, notes, labels.Names);
+        FederatedReport.WriteAll(o, result);
+        return result;
+    }
+
+    // Deterministic per (seed, round, client) stream seeds; HashCode is randomised per process, so plain arithmetic.
+    internal static int Mix(int seed, int round, int client) => unchecked((seed * 7919) + (round * 131) + client + 1);
+
+    /// <summary>One seed × aggregation: loads the model fresh, then runs the rounds.</summary>
+    private sealed class Protocol(FederatedOptions o, AggregationKind kind, int seed, ClassLabels labels, IReadOnlyList<DataLoader> loaders,
+        IReadOnlyList<long> sizes, DataLoader evalLoader, torch.Device device, Action<string> log)
+    {
+        public IEnumerable<RoundMetrics> Execute()
+        {
+            // The same seed gives every aggregation the same new classification head.
+            torch.manual_seed(seed);
+            using var model = FineTuneJob.LoadModel(o.Model!, FineTuneTask.Classification, labels, device);
+            var targets = TargetModules.Of([.. o.TargetModules ?? FineTuneJob.DefaultTargets(model.Config.ModelType)]);
+            var initial = Evaluate(model, null);
+            yield return Row(0, initial, null, null, 0, 0, 0);
+            GlobalUpdate? fedIt = null;
+            try
+            {
+                for (var round = 1; round <= o.Rounds; round++)
+                {
+                    var updates = new List<ClientUpdate>();
+                    var losses = new List<double>();
+                    try
+                    {
+                        for (var k = 0; k < loaders.Count; k++)
+                        {
+                            var (update, loss) = TrainClient(model, targets, round, k, fedIt);
+                            updates.Add(update);
+                            losses.Add(loss);
+                        }
+                        var global = FederatedAggregation.Aggregate(updates, kind);
+                        var upload = updates.Sum(u => u.Modules.Values.Sum(f => f.A.numel() + f.B.numel()));
+                        var download = global.Modules.Values.Sum(f => f.A.numel() + f.B.numel());
+                        var rank = global.Modules.Values.Max(f => f.Rank);
+                        var noise = FederatedAggregation.AggregationError(global, updates);
+                        EvaluationResult eval;
+                        if (kind == AggregationKind.Average)
+                        {
+                            global.MergeDenseInto(model);
+                            fedIt?.Dispose();
+                            fedIt = global;
+                            eval = Evaluate(model, fedIt);
+                        }
+                        else
+                        {
+                            using (global)
+                            {
+                                global.MergeInto(model);
+                            }
+                            eval = Evaluate(model, null);
+                        }
+                        var row = Row(round, eval, losses.Average(), noise, rank, upload, download);
+                        log($"seed {seed} {kind.Name()} round {round}: accuracy {row.Accuracy:F4}, macro-F1 {row.MacroF1:F4}, eval loss {row.EvalLoss:F4}, client loss {row.MeanClientLoss:F4}, ΔW error {noise:E2}");
+                        yield return row;
+                    }
+                    finally
+                    {
+                        foreach (var u in updates)
+                        {
+                            u.Dispose();
+                        }
+                    }
+                }
+            }
+            finally
+            {
+                fedIt?.Dispose();
+            }
+        }
+
+        private RoundMetrics Row(int round, EvaluationResult eval, double? clientLoss, double? noise, long rank, long upload, long download) =>
+            new(seed, kind.Name(), round, eval.Metrics["accuracy"], eval.Metrics["macro_f1"], eval.Loss ?? double.NaN, clientLoss, noise, rank, upload, download);
+
+        private (ClientUpdate Update, double Loss) TrainClient(PretrainedModel model, TargetModules targets, int round, int k, GlobalUpdate? fedIt)
+        {
+            var r = fedIt?.Modules.Values.First().Rank is { } g ? (int)g : o.RankOf(k);
+            var config = new LoraConfig
+            {
+                Rank = r,
+                Alpha = o.LoraScale * r,
+                Dropout = o.Dropout,
+                TargetModules = targets,
+                ModulesToSave = model.OutputHeadNames.Count > 0 ? model.OutputHeadNames : null,
+                TaskType = "SEQ_CLS",
+                BaseModelNameOrPath = o.Model,
+            };
+            // FedIT: all clients start from one adapter (round 1: one shared init); FLoRA and zero-padding: a fresh, own init per client.
+            torch.manual_seed(kind == AggregationKind.Average ? Mix(seed, round, -1) : Mix(seed, round, k));
+            var peft = PeftModel.Create(model, config, ClientAdapter);
+            try
+            {
+                if (fedIt is not null)
+                {
+                    CopyFactors(peft, ClientAdapter, fedIt);
+                }
+                var trainerOptions = new TrainerOptions
+                {
+                    MaxSteps = o.StepsPerClient,
+                    Schedule = LearningRateSchedule.Constant(o.LearningRate),
+                    Optimizer = p => AdamWOptimizer.Create(p, new AdamWOptions { WeightDecay = 0 }),
+                    Seed = Mix(seed, round, k),
+                    LogEvery = Math.Max(1, o.StepsPerClient),
+                    EvaluateBeforeTraining = false,
+                };
+                using var trainer = new Trainer(peft, Objectives.For(model), TrainingData.FromDataset(loaders[k], shuffle: true), trainerOptions);
+                var result = trainer.Train();
+                var update = ClientUpdate.FromAdapter(peft, ClientAdapter, $"client{k}", sizes[k], o.Model!);
+                return (update, result.Steps[^1].Loss);
+            }
+            finally
+            {
+                // Unload restores the base layers and the original head; the model itself lives on as the global model.
+                peft.Unload();
+            }
+        }
+
+        private EvaluationResult Evaluate(PretrainedModel model, GlobalUpdate? adapter)
+        {
+            PeftModel? peft = null;
+            if (adapter is not null)
+            {
+                var f = adapter.Modules.Values.First();
+                peft = PeftModel.Create(model, new LoraConfig
+                {
+                    Rank = (int)f.Rank,
+                    Alpha = f.Scaling * f.Rank,
+                    TargetModules = TargetModules.Of([.. adapter.Modules.Keys]),
+                });
+                CopyFactors(peft, "default", adapter);
+            }
+            var wasTraining = model.training;
+            model.eval();
+            try
+            {
+                using var noGrad = torch.no_grad();
+                return Evaluator.Classification(model, evalLoader);
+            }
+            finally
+            {
+                model.train(wasTraining);
+                peft?.Unload();
+            }
+        }
+    }
+
+    /// <summary>Writes the global factors into an injected LoRA adapter of the same rank and scale (FedIT's broadcast).</summary>
+    internal static void CopyFactors(PeftModel peft, string adapterName, GlobalUpdate global)
+    {
+        using var noGrad = torch.no_grad();
+        foreach (var (name, layer) in peft.AdapterLayers())
+        {
+            if (layer is not LoraLayer lora || !global.Modules.TryGetValue(name, out var f))
+            {
+                throw new PeftException($"'{name}': the global adapter has no factors for this module");
+            }
+            var t = lora.AdapterTensors(adapterName);
+            if (!t["lora_A.weight"].shape.SequenceEqual(f.A.shape) || !t["lora_B.weight"].shape.SequenceEqual(f.B.shape) || Math.Abs(lora.ScalingOf(adapterName) - f.Scaling) > 1e-12)
+            {
+                throw new PeftException($"'{name}': the global adapter (r={f.Rank}, scale {f.Scaling}) does not fit the client adapter (r={lora.RankOf(adapterName)}, scale {lora.ScalingOf(adapterName)})");
+            }
+            t["lora_A.weight"].copy_(f.A);
+            t["lora_B.weight"].copy_(f.B);
+        }
+    }
+}
