@@ -61,7 +61,9 @@ public static class FineTuneJob
 
         var splits = o.Validation is not null
             ? DataSplits.FromFiles(o.Data!, o.Validation, new DataReadOptions { SkipBadRows = o.SkipBadRows })
-            : DataSplits.Split(DataReader.Read(o.Data!, new DataReadOptions { SkipBadRows = o.SkipBadRows }), o.ValidationSplit, o.Seed);
+            : o.ValidationSplit == 0
+                ? new TrainValidation(DataReader.Read(o.Data!, new DataReadOptions { SkipBadRows = o.SkipBadRows }), null) // no held-out set: train on every row
+                : DataSplits.Split(DataReader.Read(o.Data!, new DataReadOptions { SkipBadRows = o.SkipBadRows }), o.ValidationSplit, o.Seed);
         var skipped = splits.Train.SkippedRows + (splits.Validation?.SkippedRows ?? 0);
         if (skipped > 0)
         {
