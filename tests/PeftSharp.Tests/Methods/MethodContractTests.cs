@@ -16,6 +16,7 @@ using PeftSharp.Methods.ConvLora;
 using PeftSharp.Methods.CpLora;
 using PeftSharp.Methods.TLora;
 using PeftSharp.Methods.Salt;
+using PeftSharp.Methods.GaLore;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -103,6 +104,8 @@ public class MethodContractTests
         // ratio 0.2, r 3: 4 → 6: t = max(1, 0) = 1 → 2 + 2·3·3 = 20; 6 × 6: t = 1 → 2 + 2·5·3 = 32. X, Y random: the official conv init.
         new("salt-random-init", t => new SaltConfig { Rank = 3, Ratio = 0.2, InitWeights = false, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (4, 6) => 20, (6, 6) => 32, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
+        // GaLore trains a full copy of each target weight (its saving is in the optimizer state, not the parameter count).
+        new("galore", t => new GaLoreConfig { Rank = 2, UpdateProjectionGap = 3, TargetModules = t }, l => l.InFeatures * l.OutFeatures),
     ];
 
     public static TheoryData<string> Names()
