@@ -13,13 +13,25 @@ tail -n 100 "$DATA" > "$OUT/data/eval.jsonl"
 ALL="q_proj k_proj v_proj o_proj gate_proj up_proj down_proj"
 COMMON=(--model "$ROOT/assets/models/stories260K" --task lm --data "$OUT/data/train.jsonl" --validation "$OUT/data/eval.jsonl"
         --max-steps 30 --batch-size 8 --max-length 64)
+# PARALLEL=1 starts every run at once (each is single-process and deterministic) and skips runs already started.
+run() {
+  local name=$1 seed=$2; shift 2
+  [ -f "$OUT/$name-s$seed/summary.json" ] && return
+  if [ -n "${PARALLEL:-}" ]; then
+    [ -f "$OUT/$name-s$seed.log" ] && return
+    nice -n 15 "$PEFT" train "${COMMON[@]}" --seed "$seed" --output "$OUT/$name-s$seed" "$@" > "$OUT/$name-s$seed.log" 2>&1 &
+  else
+    nice -n 15 "$PEFT" train "${COMMON[@]}" --seed "$seed" --output "$OUT/$name-s$seed" "$@" > "$OUT/$name-s$seed.log" 2>&1
+  fi
+}
 for seed in $SEEDS; do
-  run() { local name=$1; shift; [ -f "$OUT/$name-s$seed/summary.json" ] || nice -n 15 "$PEFT" train "${COMMON[@]}" --seed "$seed" --output "$OUT/$name-s$seed" "$@" > "$OUT/$name-s$seed.log" 2>&1; }
-  run galore --method galore -r 8 -O update_proj_gap=10 --target-modules $ALL --lr 1e-3
-  run full --full-finetune --lr 1e-3
-  run lora --method lora -r 8 --alpha 16 --target-modules $ALL --lr 2e-3
+  run galore "$seed" --method galore -r 8 -O update_proj_gap=10 --target-modules $ALL --lr 1e-3
+  run full "$seed" --full-finetune --lr 1e-3
+  run lora "$seed" --method lora -r 8 --alpha 16 --target-modules $ALL --lr 2e-3
 done
-for f in "$OUT"/*-s*/metrics.jsonl; do
+wait
+for f in "$OUT"/*-s*/summary.json; do
+  f=${f%summary.json}metrics.jsonl
   python3 - "$f" <<'PY'
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1])]
