@@ -137,4 +137,29 @@ public class GaLoreOptimizerTests
         Assert.Contains("'w/", e.Message);
         Assert.Contains("rank 3", e.Message);
     }
+
+    [Fact]
+    public void Hundred_steps_with_refreshes_leak_no_tensors()
+    {
+        torch.manual_seed(2);
+        var w = Param("w", torch.randn(6, 4));
+        var b = Param("b", torch.randn(4));
+        using var opt = GaLoreAdamW.Create([w, b], new GaLoreOptions { Rank = 2, UpdateProjectionGap = 3 });
+        long? live = null;
+        for (var step = 0; step < 100; step++)
+        {
+            using (var scope = torch.NewDisposeScope())
+            {
+                w.Parameter.grad = torch.randn(6, 4);
+                b.Parameter.grad = torch.randn(4);
+                opt.Step(1e-3);
+                opt.ZeroGrad();
+            }
+            if (step == 2)
+            {
+                live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
 }
