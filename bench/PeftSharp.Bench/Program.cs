@@ -14,5 +14,6 @@ BenchCommand[] commands =
     new("load-memory", "peak RSS while loading MiniLM and a generated ~500M-parameter Llama checkpoint", LoadMemoryCommand.Run, LoadMemoryCommand.RunChild, InAll: true),
     new("serving", "forward of one batch whose rows use 4 LoRA adapters vs one adapter vs 4 separate batches", ServingCommand.Run),
     new(GradientCheckpointingBench.Command, "peak RSS of one LoRA training step with and without per-layer checkpointing", Raw: GradientCheckpointingBench.Run),
+    new(GaLoreMemoryBench.Command, "optimizer-state bytes of GaLore (r = 8, 32, 128) vs AdamW on every Linear weight: analytic and measured", Raw: GaLoreMemoryBench.Run),
 ];
 return BenchCli.Run(args, commands);

@@ -25,7 +25,7 @@ internal sealed class TrainFlags
     private readonly Option<int?> _batch = new("--batch-size") { Description = "Examples per micro-batch (default 16)." };
     private readonly Option<int?> _accum = new("--gradient-accumulation") { Description = "Micro-batches per optimizer step (default 1)." };
     private readonly Option<int?> _maxLength = new("--max-length") { Description = "Tokens per example; longer ones are truncated (default 128)." };
-    private readonly Option<string?> _optimizer = new("--optimizer") { Description = "adamw or sgd (default adamw)." };
+    private readonly Option<string?> _optimizer = new("--optimizer") { Description = "adamw, sgd or galore (GaLore rank -r on the Linear weights, e.g. with --full-finetune; default adamw)." };
     private readonly Option<double?> _weightDecay = new("--weight-decay") { Description = "Decoupled weight decay (default 0.01; none on biases and norms)." };
     private readonly Option<double?> _clip = new("--max-grad-norm") { Description = "Global gradient-norm clip (default 1.0)." };
     private readonly Option<int?> _seed = new("--seed") { Description = "Seed for init, dropout and data order (default 42)." };

@@ -37,5 +37,6 @@ internal static class BuiltinMethods
         registry.Add(new LolDuMethod());
         registry.Add(new SaltMethod());
         registry.Add(new Methods.Mole.MoleMethod());
+        registry.Add(new Methods.GaLore.GaLoreMethod());
     }
 }

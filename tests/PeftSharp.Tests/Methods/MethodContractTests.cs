@@ -17,6 +17,7 @@ using PeftSharp.Methods.CpLora;
 using PeftSharp.Methods.TLora;
 using PeftSharp.Methods.Salt;
 using PeftSharp.Methods.Mole;
+using PeftSharp.Methods.GaLore;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -112,6 +113,8 @@ public class MethodContractTests
             l => l.Bias is null ? 2 * 3 * (l.InFeatures + l.OutFeatures) + 2 * (l.InFeatures + 1) : 3 * (l.InFeatures + l.OutFeatures), Mergeable: false),
         new("mole-dense-dropout", t => new MoleConfig { Rank = 2, Alpha = 2, NumExperts = 4, Routing = MoleConfig.Dense, Dropout = 0.1, ExpertModules = TargetModules.Of("v_proj"), TargetModules = t },
             l => l.Bias is null ? 4 * 2 * (l.InFeatures + l.OutFeatures) + 4 * (l.InFeatures + 1) : 2 * (l.InFeatures + l.OutFeatures), Mergeable: false),
+        // GaLore trains a full copy of each target weight (its saving is in the optimizer state, not the parameter count).
+        new("galore", t => new GaLoreConfig { Rank = 2, UpdateProjectionGap = 3, TargetModules = t }, l => l.InFeatures * l.OutFeatures),
     ];
 
     public static TheoryData<string> Names()

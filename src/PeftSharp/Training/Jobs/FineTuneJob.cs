@@ -3,6 +3,7 @@ using System.Text.Json;
 using PeftSharp.Core;
 using PeftSharp.Data;
 using PeftSharp.IO;
+using PeftSharp.Methods.GaLore;
 using PeftSharp.Methods.Lora;
 using PeftSharp.Models;
 using PeftSharp.Tokenization;
@@ -107,9 +108,12 @@ public static class FineTuneJob
                 WarmupSteps = warmupSteps,
                 TotalSteps = steps,
             },
-            Optimizer = o.Optimizer == "sgd"
-                ? p => SgdOptimizer.Create(p, new SgdOptions { WeightDecay = o.WeightDecay })
-                : p => AdamWOptimizer.Create(p, new AdamWOptions { WeightDecay = o.WeightDecay }),
+            Optimizer = o.Optimizer switch
+            {
+                "sgd" => p => SgdOptimizer.Create(p, new SgdOptions { WeightDecay = o.WeightDecay }),
+                "galore" => p => GaLoreOnLinearWeights(model, p, o),
+                _ => p => AdamWOptimizer.Create(p, new AdamWOptions { WeightDecay = o.WeightDecay }),
+            },
             Seed = o.Seed,
             LogEvery = o.LogEvery,
             // Without an explicit interval, evaluate once per epoch (and before and after).
@@ -149,9 +153,9 @@ public static class FineTuneJob
         {
             throw new ConfigException($"lr_scheduler must be constant, linear or cosine, got '{o.Scheduler}'");
         }
-        if (o.Optimizer is not ("adamw" or "sgd"))
+        if (o.Optimizer is not ("adamw" or "sgd" or "galore"))
         {
-            throw new ConfigException($"optimizer must be adamw or sgd, got '{o.Optimizer}'");
+            throw new ConfigException($"optimizer must be adamw, sgd or galore, got '{o.Optimizer}'");
         }
         if (o.FullFineTune && o.HeadOnly)
         {
@@ -161,6 +165,19 @@ public static class FineTuneJob
         {
             throw new ConfigException($"validation_split must be in [0, 1), got {o.ValidationSplit}");
         }
+    }
+
+    // GaLore as the optimizer (full fine-tuning): rank r, default gap and scale; the weights of Linear layers are
+    // projected, as the official recipe projects the attention and MLP weights; embeddings, norms and biases take the
+    // same AdamW step unprojected.
+    private static GaLoreAdamW GaLoreOnLinearWeights(PretrainedModel model, IReadOnlyList<NamedParameter> parameters, FineTuneOptions o)
+    {
+        var modules = model.named_modules().ToList();
+        // Adapter factors (lora_A, …) are Linear modules too, but already low-rank: only the model's own layers are projected.
+        var adapters = modules.Where(m => m.module is AdapterLayer).Select(m => m.name + ".").ToList();
+        var linear = modules.Where(m => m.module is TorchSharp.Modules.Linear && !adapters.Any(a => m.name.StartsWith(a, StringComparison.Ordinal)))
+            .Select(m => PeftModel.NamePrefix + m.name + ".weight").ToHashSet(StringComparer.Ordinal);
+        return GaLoreAdamW.Create(parameters, new GaLoreOptions { Rank = o.Rank, WeightDecay = o.WeightDecay }, p => linear.Contains(p.Name));
     }
 
     internal static FineTuneTask TaskOf(Dataset data) => data.Examples.FirstOrDefault() switch

@@ -68,7 +68,7 @@ public sealed record FineTuneOptions
 
     [JsonPropertyName("max_length")] public int MaxLength { get; init; } = 128;
 
-    /// <summary><c>adamw</c> or <c>sgd</c>.</summary>
+    /// <summary><c>adamw</c>, <c>sgd</c>, or <c>galore</c> (GaLore's AdamW with rank <see cref="Rank"/> on the Linear weights; for full fine-tuning).</summary>
     [JsonPropertyName("optimizer")] public string Optimizer { get; init; } = "adamw";
 
     [JsonPropertyName("weight_decay")] public double WeightDecay { get; init; } = 0.01;
