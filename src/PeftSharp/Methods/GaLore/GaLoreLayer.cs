@@ -47,7 +47,7 @@ public sealed class GaLoreLayer : AdapterLayer
     {
         // The training case (one active, unmerged adapter): the trained weight replaces the base one, bit for bit the
         // base layer's own operation, so the output at init equals the base output exactly.
-        if (!Disabled && !IsMerged && ActiveAdapters.Count == 1)
+        if (!Disabled && !IsMerged && RowAdapters is null && ActiveAdapters.Count == 1)
         {
             return Apply(x, _weights[ActiveAdapters[0]], Base.Bias);
         }

@@ -9,6 +9,7 @@ using TorchSharp;
 namespace PeftSharp.Tests.Core.Serving;
 
 /// <summary><c>peft generate --adapter NAME=DIR … --prompt … --prompt-adapter NAME …</c>: one batch, each prompt with its adapter.</summary>
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public sealed class GenerateCliTests : IDisposable
 {
     private static string Stories => SharedPaths.Asset("models", "stories260K");

@@ -13,6 +13,7 @@ namespace PeftSharp.Tests.Core.Serving;
 /// PEFT's <c>hotswap_adapter</c>: an adapter's weights replaced in place by another adapter's. The reference is the same
 /// base with the new adapter loaded fresh from its folder.
 /// </summary>
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public sealed class HotSwapTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("peftsharp-hotswap-").FullName;

@@ -11,6 +11,7 @@ namespace PeftSharp.Tests.Core.Serving;
 /// PEFT's mixed batch (<c>adapter_names=</c>): one forward in which each row runs its own adapter, or the base model for
 /// <c>__base__</c>. The reference for every row is the same model run with that adapter alone (or disabled).
 /// </summary>
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public class MixedBatchTests
 {
     private const string Base = AdapterRouting.BaseName;

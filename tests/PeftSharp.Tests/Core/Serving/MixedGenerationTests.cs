@@ -9,6 +9,7 @@ using Generator = PeftSharp.Generation.Generator;
 namespace PeftSharp.Tests.Core.Serving;
 
 /// <summary>Generation over a left-padded batch with a KV cache in which each row decodes with its own adapter.</summary>
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public class MixedGenerationTests
 {
     private static string Stories => SharedPaths.Asset("models", "stories260K");

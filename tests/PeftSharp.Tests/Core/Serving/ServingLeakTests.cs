@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace PeftSharp.Tests.Core.Serving;
 
+[Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public class ServingLeakTests
 {
     [Fact]
