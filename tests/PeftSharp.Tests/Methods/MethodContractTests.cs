@@ -103,6 +103,9 @@ public class MethodContractTests
         // ratio 0.2, r 3: 4 → 6: t = max(1, 0) = 1 → 2 + 2·3·3 = 20; 6 × 6: t = 1 → 2 + 2·5·3 = 32. X, Y random: the official conv init.
         new("salt-random-init", t => new SaltConfig { Rank = 3, Ratio = 0.2, InitWeights = false, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (4, 6) => 20, (6, 6) => 32, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
+        // DiffoRA during the search: each candidate's LoRA plus one architecture logit (discretisation is tested in Methods/Diffora).
+        new("diffora", t => new PeftSharp.Methods.Diffora.DifforaConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + 1),
+        new("diffora-dropout-gate-init", t => new PeftSharp.Methods.Diffora.DifforaConfig { Rank = 2, Alpha = 2, Dropout = 0.1, GateInit = -1, UseRsLora = true, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 1),
     ];
 
     public static TheoryData<string> Names()
