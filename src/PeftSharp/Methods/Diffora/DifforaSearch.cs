@@ -49,8 +49,9 @@ public sealed class DifforaSearch : ICheckpointedHooks
             : new AdamWOptimizer([new ParameterGroup("diffora_gates", mine, weightDecay: 0, learningRateScale: _config.ArchLearningRateScale)], new AdamWOptions { WeightDecay = 0 });
     }
 
+    // ">=": a skipped (NaN/Inf) step never reaches OnSchedule, so the discretisation happens at the next good one.
     public IReadOnlyList<ParameterChange> OnSchedule(TrainingStep step, TrainingOptimizer optimizer) =>
-        Selection is null && step.Step + 1 == _config.SearchSteps ? Discretise(optimizer) : [];
+        Selection is null && step.Step + 1 >= _config.SearchSteps ? Discretise(optimizer) : [];
 
     /// <summary>
     /// Ranks the candidates by γ, keeps the top K (<see cref="DifforaSelection.TopK"/>) and turns the adapter into a LoRA
