@@ -17,6 +17,22 @@ for s in $seeds; do
   nice -n 15 $peft train "${common[@]}" --method diffora -r 8 --alpha 16 --seed "$s" \
     -O search_steps=20 -O budget_unit='"parameters"' -O selection_ratio=0.5 -o "$out/diffora-r8-s$s" > "$out/diffora-r8-s$s.log" 2>&1
 done
-for d in "$out"/*-s*/; do
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1]+"summary.json")); print(sys.argv[1], s["trainable_parameters"], round(s["before"],4), round(s["after"],4))' "$d"
-done
+python3 - "$out" <<'PY'
+import json, os, statistics, sys, collections
+out = sys.argv[1]
+rows = collections.defaultdict(list)
+for d in sorted(os.listdir(out)):
+    path = os.path.join(out, d)
+    if not os.path.isfile(os.path.join(path, "summary.json")):
+        continue
+    s = json.load(open(os.path.join(path, "summary.json")))
+    c = json.load(open(os.path.join(path, "adapter_config.json")))
+    kept = c.get("diffora_selected_modules")
+    types = collections.Counter(m.rsplit(".", 1)[1] for m in kept) if kept else {}
+    print(f"{d}: params {s['trainable_parameters']} eval loss {s['before']:.4f} -> {s['after']:.4f}"
+          + (f" kept {len(kept)}: {dict(sorted(types.items()))}" if kept else ""))
+    rows[d.rsplit("-s", 1)[0]].append(s["after"])
+for k, v in rows.items():
+    sd = statistics.stdev(v) if len(v) > 1 else 0.0
+    print(f"{k}: n={len(v)} mean after {statistics.mean(v):.4f} sd {sd:.4f}")
+PY
