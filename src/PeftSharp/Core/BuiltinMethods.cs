@@ -38,5 +38,6 @@ internal static class BuiltinMethods
         registry.Add(new SaltMethod());
         registry.Add(new Methods.Mole.MoleMethod());
         registry.Add(new Methods.GaLore.GaLoreMethod());
+        registry.Add(new Methods.Diffora.DifforaMethod());
     }
 }

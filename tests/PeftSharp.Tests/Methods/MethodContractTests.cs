@@ -115,6 +115,9 @@ public class MethodContractTests
             l => l.Bias is null ? 4 * 2 * (l.InFeatures + l.OutFeatures) + 4 * (l.InFeatures + 1) : 2 * (l.InFeatures + l.OutFeatures), Mergeable: false),
         // GaLore trains a full copy of each target weight (its saving is in the optimizer state, not the parameter count).
         new("galore", t => new GaLoreConfig { Rank = 2, UpdateProjectionGap = 3, TargetModules = t }, l => l.InFeatures * l.OutFeatures),
+        // DiffoRA during the search: each candidate's LoRA plus one architecture logit (discretisation is tested in Methods/Diffora).
+        new("diffora", t => new PeftSharp.Methods.Diffora.DifforaConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + 1),
+        new("diffora-dropout-gate-init", t => new PeftSharp.Methods.Diffora.DifforaConfig { Rank = 2, Alpha = 2, Dropout = 0.1, GateInit = -1, UseRsLora = true, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 1),
     ];
 
     public static TheoryData<string> Names()

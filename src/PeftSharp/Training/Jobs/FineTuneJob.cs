@@ -133,7 +133,9 @@ public static class FineTuneJob
         {
             trainer.Resume(o.Resume);
         }
+        var injected = peft.Configs.ToDictionary(c => c.Key, c => c.Value);
         var result = trainer.Train();
+        ReportStructuralChanges(peft, injected, log);
         if (!o.FullFineTune && !o.HeadOnly)
         {
             PeftAdapterFiles.Save(peft, o.Output!);
@@ -141,6 +143,20 @@ public static class FineTuneJob
         var examplesAfter = ShowPredictions(model, tokenizer, splits, task, o);
         var examples = examplesBefore.Zip(examplesAfter, (b, a) => b with { After = a.Before }).ToList();
         return new FineTuneResult(o.Output!, o, result, examples, task.ToString().ToLowerInvariant(), o.FullFineTune ? "full" : o.HeadOnly ? "head-only" : o.Method);
+    }
+
+    // A method whose hooks rebuilt its adapter during training (DiffoRA's discretisation) ends with another config: say
+    // which modules the saved adapter adapts.
+    private static void ReportStructuralChanges(PeftModel peft, IReadOnlyDictionary<string, AdapterConfig> injected, Action<string> log)
+    {
+        foreach (var (name, config) in peft.Configs)
+        {
+            if (injected.TryGetValue(name, out var before) && !ReferenceEquals(before, config))
+            {
+                var modules = peft.AdapterLayers().Where(l => l.Layer.AdapterNames.Contains(name)).Select(l => l.Name).ToList();
+                log($"adapter '{name}' after training: {before.PeftType} became {config.PeftType} on {modules.Count} module(s): {string.Join(", ", modules)}");
+            }
+        }
     }
 
     private static void Validate(FineTuneOptions o)
