@@ -36,5 +36,7 @@ internal static class BuiltinMethods
         registry.Add(new LoraSbMethod());
         registry.Add(new LolDuMethod());
         registry.Add(new SaltMethod());
+        registry.Add(new Methods.LoraPro.LoraProMethod());
+        registry.Add(new Methods.AlLora.AlLoraMethod());
     }
 }

@@ -103,6 +103,11 @@ public class MethodContractTests
         // ratio 0.2, r 3: 4 → 6: t = max(1, 0) = 1 → 2 + 2·3·3 = 20; 6 × 6: t = 1 → 2 + 2·5·3 = 32. X, Y random: the official conv init.
         new("salt-random-init", t => new SaltConfig { Rank = 3, Ratio = 0.2, InitWeights = false, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (4, 6) => 20, (6, 6) => 32, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
+        // LoRA-Pro and ALLoRA keep LoRA's factors (they change only the training rule): r·(d_in + d_out).
+        new("lorapro", t => new PeftSharp.Methods.LoraPro.LoraProConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("lorapro-rslora-dropout-gaussian", t => new PeftSharp.Methods.LoraPro.LoraProConfig { Rank = 2, Alpha = 4, UseRsLora = true, Dropout = 0.1, InitLoraWeights = InitLoraWeights.Gaussian, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
+        new("allora", t => new PeftSharp.Methods.AlLora.AlLoraConfig { Rank = 3, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("allora-unsquared-first-step", t => new PeftSharp.Methods.AlLora.AlLoraConfig { Rank = 2, Eta = 5, FactorNorm = "unsquared", FactorUpdate = "first_step", TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
     ];
 
     public static TheoryData<string> Names()
