@@ -13,5 +13,6 @@ BenchCommand[] commands =
     new("generation", "greedy decoding tokens/s with the KV cache: base, LoRA unmerged, LoRA merged", GenerationCommand.Run, InAll: true),
     new("load-memory", "peak RSS while loading MiniLM and a generated ~500M-parameter Llama checkpoint", LoadMemoryCommand.Run, LoadMemoryCommand.RunChild, InAll: true),
     new(GradientCheckpointingBench.Command, "peak RSS of one LoRA training step with and without per-layer checkpointing", Raw: GradientCheckpointingBench.Run),
+    new(OptimizerStateCommand.Command, "optimizer state bytes after one step: LoRA + AdamW vs LoRA-Pro (full-size moments), measured and analytic", Raw: OptimizerStateCommand.Run),
 ];
 return BenchCli.Run(args, commands);
