@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Tables for docs/results.md "LoRA-Pro and ALLoRA" from the run folders of allora_lorapro.sh.
 
-Usage: python3 bench/results/allora_lorapro.py /tmp/peft-allora-lorapro
+Usage: python3 bench/results/allora_lorapro.py /tmp/peft-ap2
 """
 import json
 import statistics
 import sys
 from pathlib import Path
 
-out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/peft-allora-lorapro")
+out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/peft-ap2")
 runs = {}
 for summary in sorted(out.glob("*-s*/summary.json")):
     method, seed = summary.parent.name.rsplit("-s", 1)
