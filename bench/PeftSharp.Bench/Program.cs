@@ -15,5 +15,6 @@ BenchCommand[] commands =
     new("serving", "forward of one batch whose rows use 4 LoRA adapters vs one adapter vs 4 separate batches", ServingCommand.Run),
     new(GradientCheckpointingBench.Command, "peak RSS of one LoRA training step with and without per-layer checkpointing", Raw: GradientCheckpointingBench.Run),
     new(GaLoreMemoryBench.Command, "optimizer-state bytes of GaLore (r = 8, 32, 128) vs AdamW on every Linear weight: analytic and measured", Raw: GaLoreMemoryBench.Run),
+    new(OptimizerStateCommand.Command, "optimizer state bytes after one step: LoRA + AdamW vs LoRA-Pro (full-size moments), measured and analytic", Raw: OptimizerStateCommand.Run),
 ];
 return BenchCli.Run(args, commands);

@@ -39,5 +39,7 @@ internal static class BuiltinMethods
         registry.Add(new Methods.Mole.MoleMethod());
         registry.Add(new Methods.GaLore.GaLoreMethod());
         registry.Add(new Methods.Diffora.DifforaMethod());
+        registry.Add(new Methods.LoraPro.LoraProMethod());
+        registry.Add(new Methods.AlLora.AlLoraMethod());
     }
 }

@@ -118,6 +118,11 @@ public class MethodContractTests
         // DiffoRA during the search: each candidate's LoRA plus one architecture logit (discretisation is tested in Methods/Diffora).
         new("diffora", t => new PeftSharp.Methods.Diffora.DifforaConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + 1),
         new("diffora-dropout-gate-init", t => new PeftSharp.Methods.Diffora.DifforaConfig { Rank = 2, Alpha = 2, Dropout = 0.1, GateInit = -1, UseRsLora = true, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 1),
+        // LoRA-Pro and ALLoRA keep LoRA's factors (they change only the training rule): r·(d_in + d_out).
+        new("lorapro", t => new PeftSharp.Methods.LoraPro.LoraProConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("lorapro-rslora-dropout-gaussian", t => new PeftSharp.Methods.LoraPro.LoraProConfig { Rank = 2, Alpha = 4, UseRsLora = true, Dropout = 0.1, InitLoraWeights = InitLoraWeights.Gaussian, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
+        new("allora", t => new PeftSharp.Methods.AlLora.AlLoraConfig { Rank = 3, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("allora-unsquared-first-step", t => new PeftSharp.Methods.AlLora.AlLoraConfig { Rank = 2, Eta = 5, FactorNorm = "unsquared", FactorUpdate = "first_step", TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
     ];
 
     public static TheoryData<string> Names()
