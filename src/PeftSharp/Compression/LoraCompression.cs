@@ -18,7 +18,7 @@ public sealed class CompressedAdapter : IDisposable
         Modules = modules;
     }
 
-    /// <summary>The LoRA config of the result: the source's, with <c>r</c> and <c>rank_pattern</c> set to the new ranks.</summary>
+    /// <summary>The LoRA config of the result: the source's, with <c>r</c>, <c>lora_alpha</c> and the patterns set for the new ranks at the same scales.</summary>
     public LoraConfig Config { get; }
 
     /// <summary>Every tensor of the adapter file, in the source's order (factors replaced, the rest copied: heads, biases).</summary>
@@ -47,8 +47,8 @@ public sealed class CompressedAdapter : IDisposable
 /// Post-hoc LoRA-Squeeze (Vulić et al., arXiv 2602.10993): a trained LoRA adapter at rank r becomes a LoRA adapter at a
 /// lower rank k per module, the best rank-k approximation of each <c>ΔW = s·B·A</c> (Eckart–Young), found by
 /// <see cref="FactoredSvd"/> without forming ΔW. Works on the saved tensors alone (no base model): LoRA on Linear,
-/// GPT-2 Conv1D, Embedding and Conv2d. The new factors split √σ evenly and absorb the new scale <c>lora_alpha / k</c>
-/// (the source's <c>lora_alpha</c> and <c>use_rslora</c> are kept).
+/// GPT-2 Conv1D, Embedding and Conv2d. Each module keeps its scale s = lora_alpha / r (so <c>lora_alpha</c> becomes s·k,
+/// as in-tuning squeezing does; <c>use_rslora</c> is kept), and the new factors split √σ evenly.
 /// </summary>
 public static class LoraCompression
 {
@@ -245,18 +245,30 @@ public static class LoraCompression
         return [.. modules.Select(_ => k)];
     }
 
-    // r = the most common new rank (ties: the larger), the others in rank_pattern by full module name.
+    // r = the most common new rank (ties: the larger), the others in rank_pattern by full module name. Each module keeps
+    // its scale s: α' = s·k (s·√k with rsLoRA), in alpha_pattern where it differs from the top-level α'.
     private static LoraConfig ConfigFor(LoraConfig source, List<Factors> modules, int[] ranks)
     {
         var common = ranks.GroupBy(r => r).OrderByDescending(g => g.Count()).ThenByDescending(g => g.Key).First().Key;
-        var pattern = new Dictionary<string, int>(StringComparer.Ordinal);
+        var alpha = AlphaAt(source, common);
+        var rankPattern = new Dictionary<string, int>(StringComparer.Ordinal);
+        var alphaPattern = new Dictionary<string, double>(StringComparer.Ordinal);
         for (var i = 0; i < modules.Count; i++)
         {
             if (ranks[i] != common)
             {
-                pattern[modules[i].Name] = ranks[i];
+                rankPattern[modules[i].Name] = ranks[i];
+            }
+            var moduleAlpha = AlphaAt((LoraConfig)source.ForModule(modules[i].Name), ranks[i]);
+            if (moduleAlpha != alpha)
+            {
+                alphaPattern[modules[i].Name] = moduleAlpha;
             }
         }
-        return source with { Rank = common, RankPattern = pattern };
+        return source with { Rank = common, Alpha = alpha, RankPattern = rankPattern, AlphaPattern = alphaPattern };
     }
+
+    // The α that gives config's scale at rank k (its own α at its own rank, so nothing drifts when k = r).
+    private static double AlphaAt(LoraConfig config, int k) =>
+        k == config.Rank ? config.Alpha : config.UseRsLora ? config.Scaling * Math.Sqrt(k) : config.Scaling * k;
 }

@@ -36,5 +36,6 @@ internal static class BuiltinMethods
         registry.Add(new LoraSbMethod());
         registry.Add(new LolDuMethod());
         registry.Add(new SaltMethod());
+        registry.Add(new Methods.LoraSqueeze.LoraSqueezeMethod());
     }
 }

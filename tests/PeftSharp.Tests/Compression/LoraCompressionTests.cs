@@ -65,8 +65,9 @@ public class LoraCompressionTests : IDisposable
 
         var config = Assert.IsType<LoraConfig>(PeftAdapterFiles.ReadConfig(outDir));
         Assert.Equal(2, config.Rank);
-        Assert.Equal(8, config.Alpha);
+        Assert.Equal(4, config.Alpha); // the scale 8/4 = 2 is kept: α = 2·2
         Assert.Empty(config.RankPattern);
+        Assert.Empty(config.AlphaPattern);
         var loaded = Load(baseState, outDir);
         var layers = loaded.AdapterLayers().ToList();
         Assert.Equal(5, layers.Count);
@@ -118,6 +119,8 @@ public class LoraCompressionTests : IDisposable
         Assert.Equal(1, config.Rank);
         var two = Assert.Single(config.RankPattern);
         Assert.Equal(2, two.Value);
+        Assert.Equal(1, config.Alpha);
+        Assert.Equal(2, Assert.Single(config.AlphaPattern, kv => kv.Key == two.Key).Value);
         var loaded = Load(baseState, outDir);
         var ranks = loaded.AdapterLayers().ToDictionary(l => l.Name, l => ((LoraLayer)l.Layer).RankOf("default"));
         Assert.Equal(2, ranks[two.Key]);

@@ -16,6 +16,7 @@ using PeftSharp.Methods.ConvLora;
 using PeftSharp.Methods.CpLora;
 using PeftSharp.Methods.TLora;
 using PeftSharp.Methods.Salt;
+using PeftSharp.Methods.LoraSqueeze;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -103,6 +104,9 @@ public class MethodContractTests
         // ratio 0.2, r 3: 4 → 6: t = max(1, 0) = 1 → 2 + 2·3·3 = 20; 6 × 6: t = 1 → 2 + 2·5·3 = 32. X, Y random: the official conv init.
         new("salt-random-init", t => new SaltConfig { Rank = 3, Ratio = 0.2, InitWeights = false, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (4, 6) => 20, (6, 6) => 32, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
+        // LoRA-Squeeze at its source rank is LoRA: r·(d_in + d_out) until the first squeeze (saved and reloaded as a plain LoRA).
+        new("lora-squeeze", t => new LoraSqueezeConfig { Rank = 4, Alpha = 6, TargetRank = 2, SqueezeSteps = [3], TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
+        new("lora-squeeze-rslora-dropout", t => new LoraSqueezeConfig { Rank = 3, Alpha = 3, TargetRank = 1, UseRsLora = true, Dropout = 0.1, SqueezeSteps = [1, 2], TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
     ];
 
     public static TheoryData<string> Names()
