@@ -20,6 +20,7 @@ public static class Program
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(MergeAdaptersCommand.Create());
         root.Subcommands.Add(FederatedCommand.Create());
+        root.Subcommands.Add(CompressCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

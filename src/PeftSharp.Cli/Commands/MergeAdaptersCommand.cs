@@ -132,7 +132,7 @@ internal static class MergeAdaptersCommand
     /// The sources' <c>base_model_name_or_path</c> as a folder: absolute as given, else relative to the adapter folder or
     /// the nearest folder above it where it exists (PEFT fixtures store it relative to their root).
     /// </summary>
-    private static string ResolveBaseModel(string adapterDir)
+    internal static string ResolveBaseModel(string adapterDir)
     {
         var config = PeftAdapterFiles.ReadConfig(adapterDir);
         var name = config.BaseModelNameOrPath;

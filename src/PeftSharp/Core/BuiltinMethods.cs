@@ -41,5 +41,6 @@ internal static class BuiltinMethods
         registry.Add(new Methods.Diffora.DifforaMethod());
         registry.Add(new Methods.LoraPro.LoraProMethod());
         registry.Add(new Methods.AlLora.AlLoraMethod());
+        registry.Add(new Methods.LoraSqueeze.LoraSqueezeMethod());
     }
 }

@@ -48,6 +48,14 @@ public interface IAdapterMethod
     /// experts) says so here.
     /// </summary>
     IReadOnlyList<string>? DefaultTargetModules(string modelType) => null;
+
+    /// <summary>
+    /// The config written to adapter_config.json for adapter <paramref name="adapterName"/>, given the layers holding it
+    /// (empty when there are none yet). Default: the config unchanged. A method that is a training procedure over another
+    /// PEFT method's adapter returns that method's config, and its layers then save that method's tensor keys
+    /// (LoRA-Squeeze anneals the rank of a LoRA and saves a plain LoRA at the current rank).
+    /// </summary>
+    AdapterConfig ConfigForSave(AdapterConfig config, IReadOnlyList<AdapterLayer> layers, string adapterName) => config;
 }
 
 /// <summary>

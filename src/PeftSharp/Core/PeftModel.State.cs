@@ -77,15 +77,19 @@ public sealed partial class PeftModel
     /// <summary>Keys that may be absent from a PEFT file (PEFT only writes an embedding's base weight in some versions/modes).</summary>
     internal static bool IsOptionalKey(string key) => key.EndsWith(".base_layer.weight", StringComparison.Ordinal);
 
-    /// <summary>The config as it is saved: all-linear resolved to the adapted module names, as PEFT writes it.</summary>
+    /// <summary>
+    /// The config as it is saved: all-linear resolved to the adapted module names, as PEFT writes it, then passed through
+    /// the method's <see cref="IAdapterMethod.ConfigForSave"/>.
+    /// </summary>
     public AdapterConfig ConfigForSave(string adapterName)
     {
         var config = _configs[adapterName];
+        var layers = AdapterLayers().Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
         if (config.TargetModules is { IsAllLinear: true })
         {
-            var names = AdapterLayers().Where(l => l.Layer.AdapterNames.Contains(adapterName)).Select(l => l.Name).ToArray();
-            config = config with { TargetModules = TargetModules.Of(names) };
+            config = config with { TargetModules = TargetModules.Of([.. layers.Select(l => l.Name)]) };
         }
+        config = Registry.ForConfig(config).ConfigForSave(config, [.. layers.Select(l => l.Layer)], adapterName);
         return config with { InferenceMode = true };
     }
 }

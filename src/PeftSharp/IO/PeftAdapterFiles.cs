@@ -28,13 +28,22 @@ public static class PeftAdapterFiles
                 throw new PeftException($"adapter '{name}' is rank-padded for hot-swapping at '{padded.Name}' (PrepareForHotSwap); its padded tensors do not match its config, so it is not saved");
             }
             var folder = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
-            Directory.CreateDirectory(folder);
             var tensors = model.AdapterStateDict(name)
                 .Select(kv => new KeyValuePair<string, torch.Tensor>(kv.Key, kv.Value))
                 .ToList();
-            SafetensorsWriter.Save(Path.Combine(folder, WeightsFileName), tensors, s_metadata);
-            AtomicFile.WriteAllText(Path.Combine(folder, ConfigFileName), model.Registry.SerializeConfig(model.ConfigForSave(name)));
+            Save(folder, model.ConfigForSave(name), tensors, model.Registry);
         }
+    }
+
+    /// <summary>
+    /// Writes one adapter folder from a config and its tensors under PEFT's saved names (<c>base_model.model.…</c>), with
+    /// no model: for tools that transform saved adapters (compression, conversion). Each file is written atomically.
+    /// </summary>
+    public static void Save(string directory, AdapterConfig config, IEnumerable<KeyValuePair<string, torch.Tensor>> tensors, MethodRegistry? registry = null)
+    {
+        Directory.CreateDirectory(directory);
+        SafetensorsWriter.Save(Path.Combine(directory, WeightsFileName), tensors, s_metadata);
+        AtomicFile.WriteAllText(Path.Combine(directory, ConfigFileName), (registry ?? MethodRegistry.Default).SerializeConfig(config));
     }
 
     /// <summary>Reads only the config of an adapter folder, parsed and validated by its method.</summary>

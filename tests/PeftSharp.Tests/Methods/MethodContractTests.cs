@@ -18,6 +18,7 @@ using PeftSharp.Methods.TLora;
 using PeftSharp.Methods.Salt;
 using PeftSharp.Methods.Mole;
 using PeftSharp.Methods.GaLore;
+using PeftSharp.Methods.LoraSqueeze;
 using PeftSharp.Tests.Support;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -123,6 +124,9 @@ public class MethodContractTests
         new("lorapro-rslora-dropout-gaussian", t => new PeftSharp.Methods.LoraPro.LoraProConfig { Rank = 2, Alpha = 4, UseRsLora = true, Dropout = 0.1, InitLoraWeights = InitLoraWeights.Gaussian, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
         new("allora", t => new PeftSharp.Methods.AlLora.AlLoraConfig { Rank = 3, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
         new("allora-unsquared-first-step", t => new PeftSharp.Methods.AlLora.AlLoraConfig { Rank = 2, Eta = 5, FactorNorm = "unsquared", FactorUpdate = "first_step", TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures)),
+        // LoRA-Squeeze at its source rank is LoRA: r·(d_in + d_out) until the first squeeze (saved and reloaded as a plain LoRA).
+        new("lora-squeeze", t => new LoraSqueezeConfig { Rank = 4, Alpha = 6, TargetRank = 2, SqueezeSteps = [3], TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
+        new("lora-squeeze-rslora-dropout", t => new LoraSqueezeConfig { Rank = 3, Alpha = 3, TargetRank = 1, UseRsLora = true, Dropout = 0.1, SqueezeSteps = [1, 2], TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
     ];
 
     public static TheoryData<string> Names()

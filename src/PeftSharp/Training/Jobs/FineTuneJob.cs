@@ -47,6 +47,7 @@ public static class FineTuneJob
             Data = Path.GetFullPath(data),
             Validation = validation is null ? null : Path.GetFullPath(validation),
             Output = Path.GetFullPath(output),
+            InitAdapter = o.InitAdapter is null ? null : Path.GetFullPath(o.InitAdapter),
             Task = usesDefaultModel && o.Task == FineTuneTask.Auto ? FineTuneTask.Classification : o.Task,
         };
     }
@@ -177,6 +178,10 @@ public static class FineTuneJob
         {
             throw new ConfigException("full_finetune and head_only exclude each other");
         }
+        if (o.InitAdapter is not null && (o.FullFineTune || o.HeadOnly))
+        {
+            throw new ConfigException("init_adapter continues training an adapter; it excludes full_finetune and head_only");
+        }
         if (o.ValidationSplit is < 0 or >= 1)
         {
             throw new ConfigException($"validation_split must be in [0, 1), got {o.ValidationSplit}");
@@ -256,6 +261,12 @@ public static class FineTuneJob
                 p.requires_grad = o.FullFineTune || heads.Any(h => name.StartsWith(h + ".", StringComparison.Ordinal));
             }
             return wrapped;
+        }
+        if (o.InitAdapter is { } init)
+        {
+            var loaded = PeftModel.Wrap(model);
+            PeftAdapterFiles.Load(loaded, init, isTrainable: true);
+            return loaded;
         }
         var config = MethodRegistry.Default.DefaultConfig(o.Method);
         var targets = TargetModules.Of([.. o.TargetModules

@@ -116,4 +116,11 @@ public sealed record FineTuneOptions
     /// An unknown key is an error naming the method.
     /// </summary>
     [JsonPropertyName("method_options")] public IReadOnlyDictionary<string, JsonNode?>? MethodOptions { get; init; }
+
+    /// <summary>
+    /// A saved adapter folder (PEFT format) to continue training instead of a fresh adapter: its config (method, ranks,
+    /// targets, modules_to_save) replaces method/r/lora_alpha/target_modules/method_options. Used by
+    /// <c>peft compress --finetune-steps</c> (LoRA-Squeeze's short fine-tuning at the target rank).
+    /// </summary>
+    [JsonPropertyName("init_adapter")] public string? InitAdapter { get; init; }
 }

@@ -58,7 +58,9 @@ public class MethodTrainingTests : IDisposable
         Assert.Equal(2, result.Training.Summary.Steps);
         Assert.All(result.Training.Steps, s => Assert.True(double.IsFinite(s.Loss)));
         var config = PeftAdapterFiles.ReadConfig(output);
-        Assert.Equal(MethodRegistry.Default.DefaultConfig(method).PeftType, config.PeftType);
+        // A method may save as another PEFT method's adapter (lora_squeeze saves a plain LoRA); its ConfigForSave says which.
+        var defaults = MethodRegistry.Default.DefaultConfig(method);
+        Assert.Equal(MethodRegistry.Default.ForConfig(defaults).ConfigForSave(defaults, [], "default").PeftType, config.PeftType);
         Assert.Contains("classifier", config.ModulesToSave ?? []);
     }
 

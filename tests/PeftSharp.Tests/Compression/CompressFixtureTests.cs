@@ -1,0 +1,93 @@
+using System.Text.Json.Nodes;
+using PeftSharp.Compression;
+using PeftSharp.IO;
+using PeftSharp.Models;
+using PeftSharp.Tests.Methods;
+using PeftSharp.Tests.Models;
+using PeftSharp.Tests.Support;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace PeftSharp.Tests.Compression;
+
+/// <summary>
+/// Compression of PEFT-made adapters (the fixtures): at the source rank the result reproduces PEFT's logits (so the
+/// written folder is a correct PEFT LoRA); <c>peft compress</c> writes loadable folders and fails in one line.
+/// </summary>
+public sealed class CompressFixtureTests : IDisposable
+{
+    private readonly string _tmp = Directory.CreateTempSubdirectory("peftsharp-compress-fx-").FullName;
+
+    public void Dispose() => Directory.Delete(_tmp, recursive: true);
+
+    private static JsonObject Case(string id) => ModelFixtures.Manifest["cases"]![id]!.AsObject();
+
+    private static string AdapterOf(string id) => SharedPaths.Fixture(Case(id)["adapter"]!.GetValue<string>());
+
+    private static double LogitsDiff(string caseId, string adapterFolder)
+    {
+        var c = Case(caseId);
+        var baseEntry = ModelFixtures.Manifest["bases"]![c["base"]!.GetValue<string>()]!.AsObject();
+        var (ids, mask, types) = ModelFixtures.Inputs(SharedPaths.Fixture(c["input"]?.GetValue<string>() ?? baseEntry["input"]!.GetValue<string>()));
+        var expected = ModelFixtures.Expected(c["expected"]!["logits_adapter"]!.GetValue<string>());
+        using var _ = torch.no_grad();
+        if (baseEntry["kind"]!.GetValue<string>() == "torch-module")
+        {
+            var net = ToyConvNet.FromFixture();
+            PeftAdapterFiles.FromPretrained(net, adapterFolder);
+            return ModelFixtures.MaxAbsDiff(net.call(ids), expected);
+        }
+        using PretrainedModel model = PeftFixtureParityTests.LoadBase(baseEntry);
+        PeftAdapterFiles.FromPretrained(model, adapterFolder);
+        return ModelFixtures.MaxAbsDiff(model.Forward(ids, mask, types).Logits, expected);
+    }
+
+    [Theory]
+    [InlineData("llama-lora-qv")]
+    [InlineData("llama-lora-patterns-layers")]
+    [InlineData("llama-lora-all-linear-rslora")]
+    [InlineData("toy-conv-lora")] // Embedding, Conv2d and Linear layouts
+    public void Compressing_to_the_source_rank_reproduces_PEFT_logits_within_1e4(string caseId)
+    {
+        var source = AdapterOf(caseId);
+        var config = (PeftSharp.Methods.Lora.LoraConfig)PeftAdapterFiles.ReadConfig(source);
+        var maxRank = config.RankPattern.Values.Append(config.Rank).Max();
+        // With rank patterns, a budget that buys every singular value keeps each module at its own rank.
+        var options = config.RankPattern.Count > 0 ? new CompressionOptions { Budget = long.MaxValue / 2 } : new CompressionOptions { Rank = maxRank };
+        using var compressed = LoraCompression.CompressFolder(source, options);
+        Assert.All(compressed.Modules, m => Assert.Equal(m.SourceRank, m.TargetRank));
+        var outDir = Path.Combine(_tmp, caseId);
+        compressed.Save(outDir);
+        Assert.InRange(LogitsDiff(caseId, outDir), 0, Case(caseId)["tolerance"]?.GetValue<double>() ?? 1e-4);
+    }
+
+    [Fact]
+    public void Cli_writes_a_peft_lora_folder_at_the_target_rank()
+    {
+        var outDir = Path.Combine(_tmp, "cli");
+        var r = CliRunner.Run("compress", AdapterOf("llama-lora-qv"), "--rank", "2", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains("r 8 -> 2", r.Stdout);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, PeftAdapterFiles.ConfigFileName)))!;
+        Assert.Equal("LORA", json["peft_type"]!.GetValue<string>());
+        Assert.Equal(2, json["r"]!.GetValue<int>());
+        using var file = PeftAdapterFiles.OpenWeights(outDir);
+        Assert.All(file.Entries.Where(e => e.Name.EndsWith("lora_A.weight", StringComparison.Ordinal)), e => Assert.Equal(2, e.Shape[0]));
+        // Truncation moves the logits, but they stay finite and the folder loads on the PEFT base.
+        Assert.True(double.IsFinite(LogitsDiff("llama-lora-qv", outDir)));
+    }
+
+    [Theory]
+    [InlineData("llama-loha-qv", "LOHA", "--rank", "2")]
+    [InlineData("llama-lora-qv", "--rank 99", "--rank", "99")]
+    [InlineData("llama-dora-qv", "use_dora", "--rank", "2")]
+    [InlineData("llama-lora-qv", "--budget", "--budget", "10")]
+    public void Cli_errors_are_one_line_with_exit_code_1(string caseId, string expected, string flag, string value)
+    {
+        var r = CliRunner.Run("compress", AdapterOf(caseId), flag, value, "--out", Path.Combine(_tmp, "bad"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains(expected, r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(Path.Combine(_tmp, "bad")));
+    }
+}
