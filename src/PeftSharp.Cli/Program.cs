@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(MergeCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(MergeAdaptersCommand.Create());
+        root.Subcommands.Add(SoraPruneCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

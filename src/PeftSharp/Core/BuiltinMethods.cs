@@ -36,5 +36,7 @@ internal static class BuiltinMethods
         registry.Add(new LoraSbMethod());
         registry.Add(new LolDuMethod());
         registry.Add(new SaltMethod());
+        registry.Add(new Methods.Sora.SoraMethod());
+        registry.Add(new Methods.DyLora.DyLoraMethod());
     }
 }
