@@ -103,6 +103,13 @@ public class MethodContractTests
         // ratio 0.2, r 3: 4 → 6: t = max(1, 0) = 1 → 2 + 2·3·3 = 20; 6 × 6: t = 1 → 2 + 2·5·3 = 32. X, Y random: the official conv init.
         new("salt-random-init", t => new SaltConfig { Rank = 3, Ratio = 0.2, InitWeights = false, TargetModules = t },
             l => (l.InFeatures, l.OutFeatures) switch { (4, 6) => 20, (6, 6) => 32, _ => throw new InvalidOperationException() }, IdentityAtInit: false),
+        // SoRA: LoRA factors + a gate of r entries per layer; B = 0 at init (the random gate does not move the output).
+        new("sora", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + 3),
+        new("sora-soft-dropout", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 2, Alpha = 4, Dropout = 0.1, ThresholdForm = "soft", TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2),
+        new("sora-random-init", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 2, InitLoraWeights = false, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2, IdentityAtInit: false),
+        // DyLoRA: a plain r_max LoRA in parameters; merged and saved at the evaluation rank (the full rank here).
+        new("dylora", t => new PeftSharp.Methods.DyLora.DyLoraConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("dylora-unfrozen-dropout", t => new PeftSharp.Methods.DyLora.DyLoraConfig { Rank = 4, Alpha = 4, FrozenPrefix = false, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
     ];
 
     public static TheoryData<string> Names()
