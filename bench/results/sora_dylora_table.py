@@ -37,7 +37,7 @@ print("\nDyLoRA r=4, one run per seed, evaluated at b (peft eval --rank b) vs a 
 print("| b | DyLoRA eval loss | separate LoRA r=b eval loss |")
 print("|---|---|---|")
 for b in [1, 2, 3, 4]:
-    dy = [json.loads((out / f"eval-dylora-s{s}-b{b}.json").read_text())["loss"] for s in seeds if (out / f"eval-dylora-s{s}-b{b}.json").exists()]
+    dy = [json.loads((out / f"eval-dylora-s{s}-b{b}.json").read_text())["loss"] for s in seeds if (out / f"eval-dylora-s{s}-b{b}.json").exists() and (out / f"eval-dylora-s{s}-b{b}.json").stat().st_size]
     lo = [evals(f"lora-r{b}-s{s}")[1] for s in seeds if (out / f"lora-r{b}-s{s}" / "metrics.jsonl").exists()]
     print(f"| {b} | {ms(dy) if dy else '—'} | {ms(lo) if lo else 'not run'} |")
 
