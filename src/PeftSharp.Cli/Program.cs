@@ -21,6 +21,7 @@ public static class Program
         root.Subcommands.Add(MergeAdaptersCommand.Create());
         root.Subcommands.Add(FederatedCommand.Create());
         root.Subcommands.Add(CompressCommand.Create());
+        root.Subcommands.Add(SoraPruneCommand.Create());
         return root.Parse(args).Invoke();
     }
 }

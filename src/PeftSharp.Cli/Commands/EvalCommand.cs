@@ -21,12 +21,17 @@ internal static class EvalCommand
         var maxLength = new Option<int>("--max-length") { Description = "Tokens per example.", DefaultValueFactory = _ => 512 };
         var limit = new Option<int>("--limit") { Description = "Evaluate only the first N examples (0: all)." };
         var exact = new Option<bool>("--exact-match") { Description = "Generate greedy answers and score the final number (GSM8K)." };
+        var rank = new Option<int?>("--rank") { Description = "Evaluate rank-nested adapters (DyLoRA) at rank b (1..r) instead of their full rank." };
         var json = new Option<bool>("--json") { Description = "Print the metrics as one JSON object." };
         var device = CommonOptions.Device();
-        var cmd = new Command("eval", "Evaluate a model (with adapters) on a data file.") { model, adapters, merge, data, task, batch, maxLength, limit, exact, json, device };
+        var cmd = new Command("eval", "Evaluate a model (with adapters) on a data file.") { model, adapters, merge, data, task, batch, maxLength, limit, exact, rank, json, device };
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
             var dir = parse.GetValue(model)!.FullName;
+            if (parse.GetValue(rank) is not null && parse.GetValue(merge))
+            {
+                throw new PeftException("--rank applies to unmerged adapters; drop --merge (merging fixes the rank)");
+            }
             var (net, _) = ModelLoading.Load(dir, parse.GetValue(adapters) ?? [], parse.GetValue(merge), CommonOptions.ParseDevice(parse.GetValue(device)));
             using var __ = net;
             var result = EvalJob.Run(net, HfTokenizer.FromFolder(dir), parse.GetValue(data)!.FullName, new EvalOptions
@@ -36,6 +41,7 @@ internal static class EvalCommand
                 MaxLength = parse.GetValue(maxLength),
                 Limit = parse.GetValue(limit),
                 ExactMatch = parse.GetValue(exact),
+                Rank = parse.GetValue(rank),
             });
             if (parse.GetValue(json))
             {

@@ -42,5 +42,7 @@ internal static class BuiltinMethods
         registry.Add(new Methods.LoraPro.LoraProMethod());
         registry.Add(new Methods.AlLora.AlLoraMethod());
         registry.Add(new Methods.LoraSqueeze.LoraSqueezeMethod());
+        registry.Add(new Methods.Sora.SoraMethod());
+        registry.Add(new Methods.DyLora.DyLoraMethod());
     }
 }

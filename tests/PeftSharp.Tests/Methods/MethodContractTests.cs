@@ -127,6 +127,13 @@ public class MethodContractTests
         // LoRA-Squeeze at its source rank is LoRA: r·(d_in + d_out) until the first squeeze (saved and reloaded as a plain LoRA).
         new("lora-squeeze", t => new LoraSqueezeConfig { Rank = 4, Alpha = 6, TargetRank = 2, SqueezeSteps = [3], TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
         new("lora-squeeze-rslora-dropout", t => new LoraSqueezeConfig { Rank = 3, Alpha = 3, TargetRank = 1, UseRsLora = true, Dropout = 0.1, SqueezeSteps = [1, 2], TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        // SoRA: LoRA factors + a gate of r entries per layer; B = 0 at init (the random gate does not move the output).
+        new("sora", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures) + 3),
+        new("sora-soft-dropout", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 2, Alpha = 4, Dropout = 0.1, ThresholdForm = "soft", TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2),
+        new("sora-random-init", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 2, InitLoraWeights = false, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2, IdentityAtInit: false),
+        // DyLoRA: a plain r_max LoRA in parameters; merged and saved at the evaluation rank (the full rank here).
+        new("dylora", t => new PeftSharp.Methods.DyLora.DyLoraConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        new("dylora-unfrozen-dropout", t => new PeftSharp.Methods.DyLora.DyLoraConfig { Rank = 4, Alpha = 4, FrozenPrefix = false, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
     ];
 
     public static TheoryData<string> Names()

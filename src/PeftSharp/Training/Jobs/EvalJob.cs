@@ -23,6 +23,12 @@ public sealed record EvalOptions
     public bool ExactMatch { get; init; }
 
     public int MaxNewTokens { get; init; } = 256;
+
+    /// <summary>
+    /// Evaluate rank-nested adapters (DyLoRA) at this rank b instead of their full rank; null keeps each layer's setting.
+    /// Applied to every <see cref="Core.IRankTruncatable"/> layer; an error when the model has none or b is out of range.
+    /// </summary>
+    public int? Rank { get; init; }
 }
 
 /// <summary>
@@ -38,6 +44,10 @@ public static class EvalJob
         var examples = o.Limit > 0 ? data.Examples.Take(o.Limit).ToList() : data.Examples;
         var task = o.Task != FineTuneTask.Auto ? o.Task : FineTuneJob.TaskOf(data);
         var device = model.parameters().First().device;
+        if (o.Rank is int rank)
+        {
+            Core.RankTruncation.SetEvaluationRank(model, rank);
+        }
         model.eval();
         using var noGrad = torch.no_grad();
         if (o.ExactMatch)
