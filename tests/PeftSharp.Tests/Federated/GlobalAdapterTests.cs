@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using PeftSharp.Federated;
 using PeftSharp.IO;
