@@ -90,6 +90,7 @@ internal static class GenerateCommand
             {
                 var loaded = adapterDirs.Select((d, i) => (Name: ModelLoading.AdapterName(adapterNames, i), Dir: d.ToString())).ToList();
                 var targets = swaps.Select(s => (Target: SwapTarget(s.Name, s.Dir, [.. loaded.Select(l => l.Name)]), s.Dir)).ToList();
+                // A missing folder or a bad config fails before any generation; shapes are checked at each swap.
                 foreach (var (_, swapDir) in targets)
                 {
                     PeftAdapterFiles.ReadConfig(swapDir);
