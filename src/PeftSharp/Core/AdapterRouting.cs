@@ -1,3 +1,4 @@
+using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -14,6 +15,7 @@ public sealed class AdapterRouting : IDisposable
     public const string BaseName = "__base__";
 
     private readonly Dictionary<(int Group, string Device), Tensor> _indices = [];
+    private readonly Dictionary<string, (int[] Slots, Tensor? Weight)> _slots = [];
 
     internal AdapterRouting(IReadOnlyList<string> rowAdapters)
     {
@@ -45,10 +47,7 @@ public sealed class AdapterRouting : IDisposable
     /// </summary>
     internal Tensor Scatter(Tensor x, Tensor result, Func<string, bool> skip, Func<string, Tensor, Tensor, Tensor> apply, string where)
     {
-        if (x.shape[0] != BatchSize)
-        {
-            throw new PeftException($"per-row adapters: {BatchSize} adapter name(s) for a batch of {x.shape[0]} row(s) (at {where})");
-        }
+        CheckRows(x, where);
         for (var g = 0; g < Groups.Count; g++)
         {
             var group = Groups[g];
@@ -75,6 +74,65 @@ public sealed class AdapterRouting : IDisposable
         return result;
     }
 
+    /// <summary>Throws unless <paramref name="x"/> has one row per adapter name.</summary>
+    internal void CheckRows(Tensor x, string where)
+    {
+        if (x.shape[0] != BatchSize)
+        {
+            throw new PeftException($"per-row adapters: {BatchSize} adapter name(s) for a batch of {x.shape[0]} row(s) (at {where})");
+        }
+    }
+
+    /// <summary>
+    /// The per-row plan of a batched kernel over the adapters <paramref name="slots"/> (punica/S-LoRA style): <c>Slots</c>
+    /// holds each row's position in <paramref name="slots"/>, and <c>Weight</c> <c>[batch, 1, 1]</c> in
+    /// <paramref name="dtype"/> is <c>weights[slot]</c>, shaped to scale a <c>[batch, tokens, features]</c> product. A row
+    /// whose adapter is not among the slots (<see cref="BaseName"/>, or one the layer does not hold) gets slot 0 and weight
+    /// 0. <c>Weight</c> is null when every row's weight is exactly 1. Built once per (slots, weights, device, dtype) and kept
+    /// until disposal: the layers of a model mostly share one.
+    /// </summary>
+    internal (int[] Slots, Tensor? Weight) RowSlots(IReadOnlyList<string> slots, IReadOnlyList<double> weights, Device device, ScalarType dtype)
+    {
+        var key = $"{device}|{dtype}|{string.Join('\u0001', slots)}|{string.Join(',', weights.Select(w => w.ToString("R", CultureInfo.InvariantCulture)))}";
+        lock (_slots)
+        {
+            if (_slots.TryGetValue(key, out var plan))
+            {
+                return plan;
+            }
+            var slot = new int[BatchSize];
+            var weight = new double[BatchSize];
+            for (var i = 0; i < BatchSize; i++)
+            {
+                var k = IndexOf(slots, RowAdapters[i]);
+                slot[i] = Math.Max(k, 0);
+                weight[i] = k < 0 ? 0.0 : weights[k];
+            }
+            Tensor? weightTensor = null;
+            if (!weight.All(w => w == 1.0))
+            {
+                // Kept across forwards like the group indices, so outside any dispose scope.
+                using var scope = torch.NewDisposeScope();
+                weightTensor = torch.tensor(weight, [BatchSize, 1, 1], dtype, device).DetachFromDisposeScope();
+            }
+            plan = (slot, weightTensor);
+            _slots[key] = plan;
+            return plan;
+        }
+    }
+
+    private static int IndexOf(IReadOnlyList<string> names, string name)
+    {
+        for (var k = 0; k < names.Count; k++)
+        {
+            if (names[k] == name)
+            {
+                return k;
+            }
+        }
+        return -1;
+    }
+
     private Tensor Index(int group, Device device)
     {
         var key = (group, device.ToString());
@@ -99,6 +157,14 @@ public sealed class AdapterRouting : IDisposable
                 t.Dispose();
             }
             _indices.Clear();
+        }
+        lock (_slots)
+        {
+            foreach (var (_, weight) in _slots.Values)
+            {
+                weight?.Dispose();
+            }
+            _slots.Clear();
         }
     }
 }
