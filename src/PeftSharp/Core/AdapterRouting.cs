@@ -1,4 +1,3 @@
-using System.Globalization;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -15,7 +14,7 @@ public sealed class AdapterRouting : IDisposable
     public const string BaseName = "__base__";
 
     private readonly Dictionary<(int Group, string Device), Tensor> _indices = [];
-    private readonly Dictionary<string, (int[] Slots, Tensor? Weight)> _slots = [];
+    private readonly List<(double[] RowWeights, DeviceType Type, int Index, ScalarType DType, Tensor Tensor)> _rowWeights = [];
 
     internal AdapterRouting(IReadOnlyList<string> rowAdapters)
     {
@@ -88,36 +87,39 @@ public sealed class AdapterRouting : IDisposable
     /// holds each row's position in <paramref name="slots"/>, and <c>Weight</c> <c>[batch, 1, 1]</c> in
     /// <paramref name="dtype"/> is <c>weights[slot]</c>, shaped to scale a <c>[batch, tokens, features]</c> product. A row
     /// whose adapter is not among the slots (<see cref="BaseName"/>, or one the layer does not hold) gets slot 0 and weight
-    /// 0. <c>Weight</c> is null when every row's weight is exactly 1. Built once per (slots, weights, device, dtype) and kept
-    /// until disposal: the layers of a model mostly share one.
+    /// 0. <c>Weight</c> is null when every row's weight is exactly 1; otherwise it is built once per distinct (row weights,
+    /// device, dtype) and kept until disposal, since the layers of a model mostly share one.
     /// </summary>
     internal (int[] Slots, Tensor? Weight) RowSlots(IReadOnlyList<string> slots, IReadOnlyList<double> weights, Device device, ScalarType dtype)
     {
-        var key = $"{device}|{dtype}|{string.Join('\u0001', slots)}|{string.Join(',', weights.Select(w => w.ToString("R", CultureInfo.InvariantCulture)))}";
-        lock (_slots)
+        var slot = new int[BatchSize];
+        var weight = new double[BatchSize];
+        var unit = true;
+        for (var i = 0; i < BatchSize; i++)
         {
-            if (_slots.TryGetValue(key, out var plan))
+            var k = IndexOf(slots, RowAdapters[i]);
+            slot[i] = Math.Max(k, 0);
+            weight[i] = k < 0 ? 0.0 : weights[k];
+            unit &= weight[i] == 1.0;
+        }
+        if (unit)
+        {
+            return (slot, null);
+        }
+        lock (_rowWeights)
+        {
+            foreach (var (cached, type, index, cachedDType, tensor) in _rowWeights)
             {
-                return plan;
+                if (type == device.type && index == device.index && cachedDType == dtype && cached.AsSpan().SequenceEqual(weight))
+                {
+                    return (slot, tensor);
+                }
             }
-            var slot = new int[BatchSize];
-            var weight = new double[BatchSize];
-            for (var i = 0; i < BatchSize; i++)
-            {
-                var k = IndexOf(slots, RowAdapters[i]);
-                slot[i] = Math.Max(k, 0);
-                weight[i] = k < 0 ? 0.0 : weights[k];
-            }
-            Tensor? weightTensor = null;
-            if (!weight.All(w => w == 1.0))
-            {
-                // Kept across forwards like the group indices, so outside any dispose scope.
-                using var scope = torch.NewDisposeScope();
-                weightTensor = torch.tensor(weight, [BatchSize, 1, 1], dtype, device).DetachFromDisposeScope();
-            }
-            plan = (slot, weightTensor);
-            _slots[key] = plan;
-            return plan;
+            // Kept across forwards like the group indices, so outside any dispose scope.
+            using var scope = torch.NewDisposeScope();
+            var made = torch.tensor(weight, [BatchSize, 1, 1], dtype, device).DetachFromDisposeScope();
+            _rowWeights.Add((weight, device.type, device.index, dtype, made));
+            return (slot, made);
         }
     }
 
@@ -158,13 +160,13 @@ public sealed class AdapterRouting : IDisposable
             }
             _indices.Clear();
         }
-        lock (_slots)
+        lock (_rowWeights)
         {
-            foreach (var (_, weight) in _slots.Values)
+            foreach (var entry in _rowWeights)
             {
-                weight?.Dispose();
+                entry.Tensor.Dispose();
             }
-            _slots.Clear();
+            _rowWeights.Clear();
         }
     }
 }

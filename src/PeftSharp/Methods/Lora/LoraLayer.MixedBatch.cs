@@ -13,25 +13,43 @@ public sealed partial class LoraLayer
 {
     protected override Tensor? ApplyRoutedAdapters(Tensor x, Tensor result, AdapterRouting routing, IReadOnlyList<string> adapters)
     {
-        if (!CanBatch(adapters, result))
+        var dtype = Base.DType;
+        if (Base.Kind is not (BaseLayerKind.Linear or BaseLayerKind.Conv1D) || result.dtype != dtype)
         {
             return null;
         }
         var a = new Tensor[adapters.Count];
         var b = new Tensor[adapters.Count];
+        var ranks = new long[adapters.Count];
         var scalings = new double[adapters.Count];
-        var rank = adapters.Max(AllocatedRankOf);
+        for (var k = 0; k < adapters.Count; k++)
+        {
+            var name = adapters[k];
+            // Plain LoRA only: a variant (DoRA) has its own forward, and a live dropout draws a mask per adapter call.
+            if (_variants.ContainsKey(name) || DropsInput(name))
+            {
+                return null;
+            }
+            a[k] = WeightOf(_loraA[name]);
+            b[k] = WeightOf(_loraB[name]);
+            if (a[k].dtype != dtype || b[k].dtype != dtype || !SameDevice(a[k], result) || !SameDevice(b[k], result))
+            {
+                return null;
+            }
+            ranks[k] = a[k].shape[0];
+            scalings[k] = _configs[name].Scaling;
+        }
+        var rank = ranks.Max();
         for (var k = 0; k < adapters.Count; k++)
         {
             // Zero rows of A and zero columns of B add nothing to B·A: a smaller rank is padded up to the largest.
-            var wa = WeightOf(_loraA[adapters[k]]);
-            var wb = WeightOf(_loraB[adapters[k]]);
-            var pad = rank - wa.shape[0];
-            a[k] = pad == 0 ? wa : nn.functional.pad(wa, [0, 0, 0, pad]);
-            b[k] = pad == 0 ? wb : nn.functional.pad(wb, [0, pad]);
-            scalings[k] = _configs[adapters[k]].Scaling;
+            if (ranks[k] < rank)
+            {
+                a[k] = nn.functional.pad(a[k], [0, 0, 0, rank - ranks[k]]);
+                b[k] = nn.functional.pad(b[k], [0, rank - ranks[k]]);
+            }
         }
-        var (slots, weight) = routing.RowSlots(adapters, scalings, result.device, Base.DType);
+        var (slots, weight) = routing.RowSlots(adapters, scalings, result.device, dtype);
         var rows = slots.Length;
         var rowA = new Tensor[rows];
         var rowB = new Tensor[rows];
@@ -53,29 +71,6 @@ public sealed partial class LoraLayer
         var r3 = result.dim() == 3 ? result : result.reshape(rows, -1, Base.OutFeatures);
         var y = h.baddbmm(torch.stack(rowB).transpose(1, 2), r3);
         return result.dim() == 3 ? y : y.reshape(result.shape);
-    }
-
-    // Plain LoRA only: a variant (DoRA) has its own forward, and a live dropout draws a different mask per adapter call.
-    private bool CanBatch(IReadOnlyList<string> adapters, Tensor result)
-    {
-        if (Base.Kind is not (BaseLayerKind.Linear or BaseLayerKind.Conv1D) || result.dtype != Base.DType)
-        {
-            return false;
-        }
-        foreach (var name in adapters)
-        {
-            if (_variants.ContainsKey(name) || DropsInput(name))
-            {
-                return false;
-            }
-            var wa = WeightOf(_loraA[name]);
-            var wb = WeightOf(_loraB[name]);
-            if (wa.dtype != Base.DType || wb.dtype != Base.DType || !SameDevice(wa, result) || !SameDevice(wb, result))
-            {
-                return false;
-            }
-        }
-        return true;
     }
 
     private static bool SameDevice(Tensor t, Tensor u) => t.device_type == u.device_type && t.device_index == u.device_index;
