@@ -4,7 +4,8 @@ using static TorchSharp.torch;
 namespace PeftSharp.Core;
 
 // Serving many adapters from one model: per-row routing (a mixed batch) and in-place weight swaps (hot-swap). Both are
-// method-agnostic: routing calls the method's ApplyAdapter on each adapter's rows; a swap copies into AdapterTensors.
+// method-agnostic: routing calls the method's batched ApplyRoutedAdapters if it has one, else its ApplyAdapter on each
+// adapter's rows; a swap copies into AdapterTensors.
 public abstract partial class AdapterLayer
 {
     /// <summary>
@@ -15,6 +16,10 @@ public abstract partial class AdapterLayer
     public AdapterRouting? RowAdapters { get; internal set; }
 
     private string[]? _routedAdapter;
+    private string? _routingSite;
+
+    /// <summary>Mixed-batch forwards this layer computed with <see cref="ApplyRoutedAdapters"/> (the batched path) rather than per adapter group.</summary>
+    internal long BatchedRoutedForwards { get; private set; }
 
     private Tensor MixedBatchForward(Tensor x, AdapterRouting routing)
     {
@@ -23,8 +28,31 @@ public abstract partial class AdapterLayer
             throw new PeftException(
                 $"per-row adapters cannot run while adapter(s) {string.Join(", ", _merged)} are merged into the base weight; call Unmerge() first");
         }
+        var where = _routingSite ??= $"a {PeftType} layer over {Base.Kind} {Base.InFeatures}→{Base.OutFeatures}";
+        routing.CheckRows(x, where);
         using var scope = torch.NewDisposeScope();
         var result = Base.Module.call(x);
+        // One group is one call on the whole batch (or none) in Scatter; the batched path pays off from two groups on.
+        if (routing.Groups.Count > 1)
+        {
+            var held = new List<string>(routing.Groups.Count);
+            foreach (var group in routing.Groups)
+            {
+                if (group.Adapter != AdapterRouting.BaseName && _adapters.Contains(group.Adapter))
+                {
+                    held.Add(group.Adapter);
+                }
+            }
+            if (held.Count == 0)
+            {
+                return result.MoveToOuterDisposeScope();
+            }
+            if (ApplyRoutedAdapters(x, result, routing, held) is { } batched)
+            {
+                BatchedRoutedForwards++;
+                return batched.MoveToOuterDisposeScope();
+            }
+        }
         result = routing.Scatter(
             x,
             result,
@@ -43,9 +71,20 @@ public abstract partial class AdapterLayer
                     _routedAdapter = null;
                 }
             },
-            where: $"a {PeftType} layer over {Base.Kind} {Base.InFeatures}→{Base.OutFeatures}");
+            where: where);
         return result.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// Applies every routed adapter to its own rows in one batched computation, with a number of tensor calls that does not
+    /// grow with the number of adapters (punica/S-LoRA's gathered per-row factors for LoRA): returns <paramref name="result"/>
+    /// (the base output, <c>[batch, …]</c>) plus, on each row, the output of that row's adapter run alone. Rows of
+    /// <see cref="AdapterRouting.BaseName"/> or of an adapter not in <paramref name="adapters"/> keep their base output.
+    /// <paramref name="adapters"/> are the distinct routed adapters this layer holds, in order of first appearance. Returns
+    /// null, the default, when the method or this batch has no batched path; each adapter group then runs
+    /// <see cref="ApplyAdapter"/> on its rows.
+    /// </summary>
+    protected virtual Tensor? ApplyRoutedAdapters(Tensor x, Tensor result, AdapterRouting routing, IReadOnlyList<string> adapters) => null;
 
     /// <summary>
     /// adapter_config.json keys that may differ between an adapter and the one hot-swapped into its place; the layer takes

@@ -14,6 +14,7 @@ public sealed class AdapterRouting : IDisposable
     public const string BaseName = "__base__";
 
     private readonly Dictionary<(int Group, string Device), Tensor> _indices = [];
+    private readonly List<(double[] RowWeights, DeviceType Type, int Index, ScalarType DType, Tensor Tensor)> _rowWeights = [];
 
     internal AdapterRouting(IReadOnlyList<string> rowAdapters)
     {
@@ -45,10 +46,7 @@ public sealed class AdapterRouting : IDisposable
     /// </summary>
     internal Tensor Scatter(Tensor x, Tensor result, Func<string, bool> skip, Func<string, Tensor, Tensor, Tensor> apply, string where)
     {
-        if (x.shape[0] != BatchSize)
-        {
-            throw new PeftException($"per-row adapters: {BatchSize} adapter name(s) for a batch of {x.shape[0]} row(s) (at {where})");
-        }
+        CheckRows(x, where);
         for (var g = 0; g < Groups.Count; g++)
         {
             var group = Groups[g];
@@ -75,6 +73,68 @@ public sealed class AdapterRouting : IDisposable
         return result;
     }
 
+    /// <summary>Throws unless <paramref name="x"/> has one row per adapter name.</summary>
+    internal void CheckRows(Tensor x, string where)
+    {
+        if (x.shape[0] != BatchSize)
+        {
+            throw new PeftException($"per-row adapters: {BatchSize} adapter name(s) for a batch of {x.shape[0]} row(s) (at {where})");
+        }
+    }
+
+    /// <summary>
+    /// The per-row plan of a batched kernel over the adapters <paramref name="slots"/> (punica/S-LoRA style): <c>Slots</c>
+    /// holds each row's position in <paramref name="slots"/>, and <c>Weight</c> <c>[batch, 1, 1]</c> in
+    /// <paramref name="dtype"/> is <c>weights[slot]</c>, shaped to scale a <c>[batch, tokens, features]</c> product. A row
+    /// whose adapter is not among the slots (<see cref="BaseName"/>, or one the layer does not hold) gets slot 0 and weight
+    /// 0. <c>Weight</c> is null when every row's weight is exactly 1; otherwise it is built once per distinct (row weights,
+    /// device, dtype) and kept until disposal, since the layers of a model mostly share one.
+    /// </summary>
+    internal (int[] Slots, Tensor? Weight) RowSlots(IReadOnlyList<string> slots, IReadOnlyList<double> weights, Device device, ScalarType dtype)
+    {
+        var slot = new int[BatchSize];
+        var weight = new double[BatchSize];
+        var unit = true;
+        for (var i = 0; i < BatchSize; i++)
+        {
+            var k = IndexOf(slots, RowAdapters[i]);
+            slot[i] = Math.Max(k, 0);
+            weight[i] = k < 0 ? 0.0 : weights[k];
+            unit &= weight[i] == 1.0;
+        }
+        if (unit)
+        {
+            return (slot, null);
+        }
+        lock (_rowWeights)
+        {
+            foreach (var (cached, type, index, cachedDType, tensor) in _rowWeights)
+            {
+                if (type == device.type && index == device.index && cachedDType == dtype && cached.AsSpan().SequenceEqual(weight))
+                {
+                    return (slot, tensor);
+                }
+            }
+            // Kept across forwards like the group indices, so outside any dispose scope.
+            using var scope = torch.NewDisposeScope();
+            var made = torch.tensor(weight, [BatchSize, 1, 1], dtype, device).DetachFromDisposeScope();
+            _rowWeights.Add((weight, device.type, device.index, dtype, made));
+            return (slot, made);
+        }
+    }
+
+    private static int IndexOf(IReadOnlyList<string> names, string name)
+    {
+        for (var k = 0; k < names.Count; k++)
+        {
+            if (names[k] == name)
+            {
+                return k;
+            }
+        }
+        return -1;
+    }
+
     private Tensor Index(int group, Device device)
     {
         var key = (group, device.ToString());
@@ -99,6 +159,14 @@ public sealed class AdapterRouting : IDisposable
                 t.Dispose();
             }
             _indices.Clear();
+        }
+        lock (_rowWeights)
+        {
+            foreach (var entry in _rowWeights)
+            {
+                entry.Tensor.Dispose();
+            }
+            _rowWeights.Clear();
         }
     }
 }

@@ -121,10 +121,12 @@ public sealed partial class LoraLayer : AdapterLayer
 
     internal Tensor DropoutOf(string adapterName, Tensor x)
     {
-        var input = x.dtype == Base.DType ? x : x.to(Base.DType);
+        var input = InBaseDType(x);
         // Without dropout the module is an Identity: skipping its call saves a module dispatch per layer and step.
         return _configs[adapterName].Dropout > 0 ? _dropout[adapterName].call(input) : input;
     }
+
+    private Tensor InBaseDType(Tensor x) => x.dtype == Base.DType ? x : x.to(Base.DType);
 
     /// <summary>B·A·input without the scale (Linear/Conv1D/Conv2d); for an Embedding the looked-up Aᵀ rows times Bᵀ.</summary>
     internal Tensor Branch(string adapterName, Tensor input)

@@ -37,5 +37,7 @@ public class ServingLeakTests
             }
         }
         Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+        // The mixed routings ran LoRA's batched path (per-row factors, cached per-row scales), so it is the one checked.
+        Assert.All(peft.AdapterLayers(), l => Assert.True(l.Layer.BatchedRoutedForwards > 0, l.Name));
     }
 }
