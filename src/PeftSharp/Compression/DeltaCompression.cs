@@ -38,6 +38,11 @@ internal static class DeltaCompression
         }
         finally
         {
+            // Deleting disposes the adapter's tensors and unwraps its layers; unloading then unwraps modules_to_save.
+            if (peft.Configs.ContainsKey(SourceName))
+            {
+                peft.DeleteAdapter(SourceName);
+            }
             peft.Unload();
             originals?.Restore();
         }

@@ -40,13 +40,7 @@ public sealed class ToySources : IDisposable
     public static NestedNet Fresh(Dictionary<string, Tensor> baseState)
     {
         var fresh = new NestedNet();
-        using (torch.no_grad())
-        {
-            foreach (var (n, p) in fresh.named_parameters())
-            {
-                p.copy_(baseState[n]);
-            }
-        }
+        fresh.load_state_dict(baseState);
         fresh.eval();
         return fresh;
     }
