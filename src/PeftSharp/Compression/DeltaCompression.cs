@@ -29,6 +29,8 @@ internal static class DeltaCompression
         }
         // Loading PiSSA/OLoRA rewrites the targeted base weights; their update is measured against the originals.
         using var originals = config.RewritesBaseWeights ? WeightBackup.Of(TargetWeights(baseModel, config)) : null;
+        // Loading freezes the base and unloading unfreezes all of it: both are undone.
+        var trainable = baseModel.parameters().Select(p => (Parameter: p, p.requires_grad)).ToList();
         var peft = PeftModel.Wrap(baseModel);
         try
         {
@@ -45,6 +47,10 @@ internal static class DeltaCompression
             }
             peft.Unload();
             originals?.Restore();
+            foreach (var (p, requiresGrad) in trainable)
+            {
+                p.requires_grad = requiresGrad;
+            }
         }
     }
 

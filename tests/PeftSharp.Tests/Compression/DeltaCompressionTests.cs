@@ -40,16 +40,19 @@ public sealed class DeltaCompressionTests : IDisposable
     private static CompressedAdapter CompressOnBase(Dictionary<string, Tensor> baseState, string folder, CompressionOptions options)
     {
         var model = ToySources.Fresh(baseState);
+        model.lm_head.parameters().First().requires_grad = false;
         var compressed = LoraCompression.CompressFolder(folder, options, model);
         AssertUntouched(model, baseState);
         return compressed;
     }
 
+    // Same modules, names, values and requires_grad (all trainable but the frozen lm_head.weight) as before compression.
     private static void AssertUntouched(NestedNet model, Dictionary<string, Tensor> baseState)
     {
         Assert.DoesNotContain(model.modules(), m => m is AdapterLayer or ModulesToSaveWrapper);
         Assert.Equal(baseState.Keys.Order(), model.named_parameters().Select(p => p.name).Order());
         Assert.All(model.named_parameters(), p => Assert.True(Weights.Exact(p.parameter, baseState[p.name]), $"{p.name} changed"));
+        Assert.Equal(["lm_head.weight"], model.named_parameters().Where(p => !p.parameter.requires_grad).Select(p => p.name));
     }
 
     private string SaveCompressed(CompressedAdapter compressed, string name)
@@ -197,6 +200,7 @@ public sealed class DeltaCompressionTests : IDisposable
         var config = new MoleConfig { Rank = 2, Alpha = 4, NumExperts = 3, ExpertModules = TargetModules.Of("v_proj"), TargetModules = s_targets };
         var (baseState, _, folder) = _sources.Save(config);
         var model = ToySources.Fresh(baseState);
+        model.lm_head.parameters().First().requires_grad = false;
         var e = Assert.Throws<PeftException>(() => LoraCompression.CompressFolder(folder, new CompressionOptions { Rank = 1 }, model));
         Assert.Contains("MOLE", e.Message);
         Assert.Contains("no closed-form ΔW", e.Message);
