@@ -5,8 +5,9 @@ using PeftSharp.Federated;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
-/// <c>peft federated simulate --clients K --rounds R --ranks 4,8,8,16 --split dirichlet:0.5 --aggregation all --output DIR</c>:
-/// federated LoRA fine-tuning simulated on one machine (FLoRA stacking vs FedIT averaging vs zero-padding).
+/// <c>peft federated simulate --clients K --rounds R --ranks 4,8,8,16 --split dirichlet:0.5 --aggregation all --output DIR
+/// [--save-global DIR [--global-rank K]]</c>: federated LoRA fine-tuning simulated on one machine (FLoRA stacking vs FedIT
+/// averaging vs zero-padding), optionally saving the final global adapter in PEFT's format.
 /// </summary>
 internal static class FederatedCommand
 {
@@ -36,10 +37,15 @@ internal static class FederatedCommand
         var evalLimit = new Option<int>("--eval-limit") { Description = "Evaluate on the first N held-out examples (0: all)." };
         var seed = new Option<string>("--seed") { Description = "Seed, or comma-separated seeds (one full simulation each).", DefaultValueFactory = _ => "42" };
         var output = new Option<DirectoryInfo>("--output") { Description = "Folder for metrics.jsonl, results.md and split.json.", Required = true };
+        var saveGlobal = new Option<DirectoryInfo?>("--save-global")
+        {
+            Description = "Write the final global model as a PEFT LoRA adapter for the original base (stack/zeropad: every round's update summed; avg: the last global adapter); several seeds or aggregations go to <aggregation>-seed<seed> subfolders.",
+        };
+        var globalRank = new Option<int?>("--global-rank") { Description = "Compress the saved global adapter to this rank (truncated SVD per module; the error is reported)." };
         var device = CommonOptions.Device();
         var cmd = new Command("simulate", "Simulate federated LoRA on one machine: per-client data shards, local training, server aggregation, per-round evaluation.")
         {
-            clients, rounds, ranks, scale, data, validation, split, aggregation, model, targets, steps, batch, lr, maxLength, evalLimit, seed, output, device,
+            clients, rounds, ranks, scale, data, validation, split, aggregation, model, targets, steps, batch, lr, maxLength, evalLimit, seed, output, saveGlobal, globalRank, device,
         };
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
@@ -63,11 +69,17 @@ internal static class FederatedCommand
                 Seeds = Integers(parse.GetValue(seed)!, "--seed"),
                 Device = CommonOptions.ParseDevice(parse.GetValue(device)).ToString(),
                 Output = parse.GetValue(output)!.FullName,
+                SaveGlobal = parse.GetValue(saveGlobal)?.FullName,
+                GlobalRank = parse.GetValue(globalRank),
             };
             var result = FederatedSimulation.Run(options, Console.WriteLine);
             Console.WriteLine();
             Console.Write(File.ReadAllText(Path.Combine(result.OutputDirectory, FederatedReport.MarkdownFile)));
             Console.WriteLine($"wrote {Path.Combine(result.OutputDirectory, FederatedReport.MetricsFile)}, {FederatedReport.MarkdownFile}, {FederatedReport.SplitFile}");
+            foreach (var g in result.GlobalAdapters)
+            {
+                Console.WriteLine($"wrote the {g.Aggregation} global adapter (seed {g.Seed}, rank {g.Rank}) to {g.Directory}");
+            }
             return 0;
         }));
         return cmd;

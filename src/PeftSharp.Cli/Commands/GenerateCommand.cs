@@ -2,15 +2,17 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using PeftSharp.Core;
 using PeftSharp.Generation;
+using PeftSharp.IO;
 using PeftSharp.Models;
 using PeftSharp.Tokenization;
 
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
-/// <c>peft generate --model DIR [--adapter [NAME=]DIR] [--prompt TEXT [--prompt-adapter NAME]]… | --chat …</c>: text
-/// generation with a KV cache, streamed to the terminal; <c>--json</c> prints one object with the prompt ids, generated ids
-/// and text. Several prompts run as one batch (a JSON array); with --prompt-adapter each row uses its own adapter.
+/// <c>peft generate --model DIR [--adapter [NAME=]DIR] [--prompt TEXT [--prompt-adapter NAME]]… [--hotswap [NAME=]DIR]… | --chat …</c>:
+/// text generation with a KV cache, streamed to the terminal; <c>--json</c> prints one object with the prompt ids,
+/// generated ids and text. Several prompts run as one batch (a JSON array); with --prompt-adapter each row uses its own
+/// adapter. Each --hotswap replaces a loaded adapter's weights in place and generates the same prompts again.
 /// </summary>
 internal static class GenerateCommand
 {
@@ -20,6 +22,11 @@ internal static class GenerateCommand
         var adapters = new Option<string[]>("--adapter")
         {
             Description = "PEFT adapter folder to apply (repeatable; all are active). NAME=DIR names it, for --prompt-adapter.",
+        };
+        var hotswap = new Option<string[]>("--hotswap")
+        {
+            Description = "After generating, replace the loaded adapter's weights in place with this adapter folder's (PEFT hotswap: same method and "
+                + "targets, rank at most the loaded one) and generate the same prompts again (repeatable; NAME=DIR picks the adapter when several are loaded).",
         };
         var merge = new Option<bool>("--merge") { Description = "Merge the adapters into the weights first (same greedy output, faster)." };
         var prompt = new Option<string[]>("--prompt") { Description = "The prompt text (BOS is added as the tokenizer says); repeat it to generate for several prompts in one batch." };
@@ -41,18 +48,20 @@ internal static class GenerateCommand
         var device = CommonOptions.Device();
         var cmd = new Command("generate", "Generate text with a causal LM (and adapters), streaming the output.")
         {
-            model, adapters, merge, prompt, promptAdapter, chat, maxNew, temperature, topK, topP, minP, repetition, seed, stops, truncate, json, device,
+            model, adapters, hotswap, merge, prompt, promptAdapter, chat, maxNew, temperature, topK, topP, minP, repetition, seed, stops, truncate, json, device,
         };
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
             var dir = parse.GetValue(model)!.FullName;
             var tokenizer = HfTokenizer.FromFolder(dir);
             var (adapterDirs, adapterNames) = ParseAdapters(parse.GetValue(adapters) ?? []);
+            var swaps = ParseNamedDirs(parse.GetValue(hotswap) ?? []);
             var rowAdapters = parse.GetValue(promptAdapter) ?? [];
             if (rowAdapters.Length > 0 && parse.GetValue(merge))
             {
                 throw new PeftException("--prompt-adapter runs each prompt with its own adapter; it cannot be combined with --merge");
             }
+            CheckHotSwapFlags(swaps, adapterDirs.Length, parse.GetValue(merge), parse.GetValue(chat));
             var (net, peft) = ModelLoading.Load(dir, adapterDirs, parse.GetValue(merge), CommonOptions.ParseDevice(parse.GetValue(device)), adapterNames);
             using var __ = net;
             var t = parse.GetValue(temperature);
@@ -75,105 +84,83 @@ internal static class GenerateCommand
             }
             var prompts = parse.GetValue(prompt) is { Length: > 0 } given ? given : throw new PeftException("give --prompt TEXT or --chat");
             prompts = [.. prompts.Select(p => FitToContext(p, tokenizer, net, options.MaxNewTokens, parse.GetValue(truncate)))];
-            if (prompts.Length > 1 || rowAdapters.Length > 0)
+            var pass = new GeneratePass(generation, peft, prompts, rowAdapters, options, stopStrings);
+            pass.Validate();
+            if (swaps.Length > 0)
             {
-                return GenerateBatch(generation, peft, prompts, rowAdapters, options, stopStrings, parse.GetValue(json));
-            }
-            var text = prompts[0];
-            if (parse.GetValue(json))
-            {
-                var result = generation.Generate(text, options, stopStrings);
-                var o = new JsonObject
+                var loaded = adapterDirs.Select((d, i) => (Name: ModelLoading.AdapterName(adapterNames, i), Dir: d.ToString())).ToList();
+                var targets = swaps.Select(s => (Target: SwapTarget(s.Name, s.Dir, [.. loaded.Select(l => l.Name)]), s.Dir)).ToList();
+                // A missing folder or a bad config fails before any generation; shapes are checked at each swap.
+                foreach (var (_, swapDir) in targets)
                 {
-                    ["prompt"] = text,
-                    ["prompt_ids"] = new JsonArray(result.PromptIds.Select(i => (JsonNode)JsonValue.Create(i)).ToArray()),
-                    ["generated_ids"] = new JsonArray(result.GeneratedIds.Select(i => (JsonNode)JsonValue.Create(i)).ToArray()),
-                    ["text"] = result.Text,
-                    ["stop_reason"] = result.StopReason,
-                };
-                Console.WriteLine(o.ToJsonString(CliJson.Options));
+                    PeftAdapterFiles.ReadConfig(swapDir);
+                }
+                pass.RunHotSwaps(peft!, loaded.First(l => l.Name == targets[0].Target), targets, parse.GetValue(json));
                 return 0;
             }
-            Console.Write(text);
-            generation.Generate(text, options, stopStrings, piece => Console.Write(piece));
-            Console.WriteLine();
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(pass.Json().ToJsonString(CliJson.Options));
+                return 0;
+            }
+            pass.Print();
             return 0;
         }));
         return cmd;
     }
 
-    /// <summary><c>NAME=DIR</c> or <c>DIR</c> per --adapter value; an existing folder whose path contains '=' stays a folder.</summary>
+    /// <summary><c>NAME=DIR</c> or <c>DIR</c> per --adapter value; names must be distinct.</summary>
     private static (DirectoryInfo[] Dirs, string?[] Names) ParseAdapters(string[] values)
     {
-        var dirs = new DirectoryInfo[values.Length];
-        var names = new string?[values.Length];
-        for (var i = 0; i < values.Length; i++)
-        {
-            var v = values[i];
-            var eq = v.IndexOf('=', StringComparison.Ordinal);
-            if (eq > 0 && !Directory.Exists(v))
-            {
-                names[i] = v[..eq];
-                dirs[i] = new DirectoryInfo(v[(eq + 1)..]);
-            }
-            else
-            {
-                dirs[i] = new DirectoryInfo(v);
-            }
-        }
-        var duplicate = names.Where(n => n is not null).GroupBy(n => n).FirstOrDefault(g => g.Count() > 1);
+        var parsed = ParseNamedDirs(values);
+        var duplicate = parsed.Where(p => p.Name is not null).GroupBy(p => p.Name).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null)
         {
             throw new PeftException($"--adapter: the name '{duplicate.Key}' is given twice");
         }
-        return (dirs, names);
+        return ([.. parsed.Select(p => new DirectoryInfo(p.Dir))], [.. parsed.Select(p => p.Name)]);
     }
 
-    /// <summary>Several prompts in one left-padded batch; with --prompt-adapter each row runs its own adapter (PEFT's adapter_names).</summary>
-    private static int GenerateBatch(TextGeneration generation, PeftModel? peft, string[] prompts, string[] rowAdapters, GenerationOptions options, string[] stops, bool json)
+    /// <summary><c>NAME=DIR</c> or <c>DIR</c>; an existing folder whose path contains '=' stays a folder.</summary>
+    private static (string? Name, string Dir)[] ParseNamedDirs(string[] values) =>
+    [
+        .. values.Select(v => v.IndexOf('=', StringComparison.Ordinal) is var eq && eq > 0 && !Directory.Exists(v)
+            ? (v[..eq], v[(eq + 1)..])
+            : ((string?)null, v)),
+    ];
+
+    private static void CheckHotSwapFlags((string? Name, string Dir)[] swaps, int adapterCount, bool merge, bool chat)
     {
-        IReadOnlyList<GeneratedText> results;
-        if (rowAdapters.Length > 0)
+        if (swaps.Length == 0)
         {
-            if (rowAdapters.Length != prompts.Length)
-            {
-                throw new PeftException($"--prompt-adapter is given {rowAdapters.Length} time(s) for {prompts.Length} --prompt(s); give one per prompt, in order");
-            }
-            if (peft is null)
-            {
-                throw new PeftException("--prompt-adapter needs adapters: load them with --adapter NAME=DIR");
-            }
-            using var routing = peft.UseAdapterPerRow(rowAdapters);
-            results = generation.Generate(prompts, options, stops);
+            return;
         }
-        else
+        if (adapterCount == 0)
         {
-            results = generation.Generate(prompts, options, stops);
+            throw new PeftException("--hotswap replaces the weights of a loaded adapter: load one with --adapter DIR first");
         }
-        if (json)
+        if (merge)
         {
-            var array = new JsonArray();
-            for (var i = 0; i < prompts.Length; i++)
-            {
-                var r = results[i];
-                array.Add(new JsonObject
-                {
-                    ["prompt"] = prompts[i],
-                    ["adapter"] = rowAdapters.Length > 0 ? rowAdapters[i] : null,
-                    ["prompt_ids"] = new JsonArray(r.PromptIds.Select(id => (JsonNode)JsonValue.Create(id)).ToArray()),
-                    ["generated_ids"] = new JsonArray(r.GeneratedIds.Select(id => (JsonNode)JsonValue.Create(id)).ToArray()),
-                    ["text"] = r.Text,
-                    ["stop_reason"] = r.StopReason,
-                });
-            }
-            Console.WriteLine(array.ToJsonString(CliJson.Options));
-            return 0;
+            throw new PeftException("--hotswap swaps adapter weights in place; it cannot be combined with --merge (merged weights have no adapter to swap)");
         }
-        for (var i = 0; i < prompts.Length; i++)
+        if (chat)
         {
-            Console.WriteLine(rowAdapters.Length > 0 ? $"[{rowAdapters[i]}] {prompts[i]}{results[i].Text}" : prompts[i] + results[i].Text);
+            throw new PeftException("--hotswap generates the --prompt texts again after each swap; it cannot be combined with --chat");
         }
-        return 0;
+    }
+
+    /// <summary>The adapter a --hotswap value replaces: its NAME, or the only loaded adapter.</summary>
+    private static string SwapTarget(string? name, string dir, IReadOnlyList<string> loaded)
+    {
+        if (name is not null)
+        {
+            return loaded.Contains(name)
+                ? name
+                : throw new PeftException($"--hotswap {name}={dir}: no adapter '{name}' is loaded; loaded: {string.Join(", ", loaded)}");
+        }
+        return loaded.Count == 1
+            ? loaded[0]
+            : throw new PeftException($"--hotswap {dir}: {loaded.Count} adapters are loaded ({string.Join(", ", loaded)}); name the one to replace with --hotswap NAME=DIR");
     }
 
     /// <summary>A prompt that leaves no room for the new tokens is an error, or is cut from the front when asked.</summary>

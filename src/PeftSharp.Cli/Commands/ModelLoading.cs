@@ -22,8 +22,7 @@ internal static class ModelLoading
         var peft = PeftModel.Wrap(model);
         for (var i = 0; i < adapters.Count; i++)
         {
-            var name = names?[i] ?? (i == 0 ? PeftAdapterFiles.DefaultAdapterName : $"adapter{i}");
-            PeftAdapterFiles.Load(peft, adapters[i].FullName, name);
+            PeftAdapterFiles.Load(peft, adapters[i].FullName, AdapterName(names, i));
         }
         peft.SetActiveAdapters([.. peft.Configs.Keys]);
         if (merge)
@@ -32,4 +31,8 @@ internal static class ModelLoading
         }
         return (model, peft);
     }
+
+    /// <summary>The name <see cref="Load"/> gives adapter <paramref name="index"/>.</summary>
+    public static string AdapterName(IReadOnlyList<string?>? names, int index) =>
+        names?[index] ?? (index == 0 ? PeftAdapterFiles.DefaultAdapterName : $"adapter{index}");
 }

@@ -101,43 +101,45 @@ public sealed partial class PeftModel
     /// <see cref="PrepareForHotSwap"/>); the layers take the new config's scaling. <paramref name="tensors"/> are keyed as
     /// PEFT saves them (<c>base_model.model.&lt;module&gt;.lora_A.weight</c>). Everything is checked before anything is
     /// copied: a different method, target set, a config key the layers cannot take, or a rank larger than allocated throws.
+    /// <paramref name="source"/> (e.g. the adapter folder) starts every error message when given.
     /// </summary>
-    public void HotSwapAdapter(string adapterName, AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors)
+    public void HotSwapAdapter(string adapterName, AdapterConfig config, IReadOnlyDictionary<string, Tensor> tensors, string? source = null)
     {
         var old = _configs.TryGetValue(adapterName, out var c) ? c : throw new PeftException($"no adapter '{adapterName}'; adapters: {string.Join(", ", _configs.Keys)}");
+        var context = (source is null ? "" : source + ": ") + $"hot-swap into '{adapterName}'";
         config.Validate();
         if (config.PeftType != old.PeftType)
         {
-            throw new PeftException($"hot-swap: adapter '{adapterName}' is {old.PeftType}, the new adapter is {config.PeftType}");
+            throw new PeftException($"{context}: the loaded adapter is {old.PeftType}, the new adapter is {config.PeftType}");
         }
         if (config.RewritesBaseWeights || old.RewritesBaseWeights)
         {
-            throw new PeftException($"hot-swap: an adapter whose init rewrites the base weights (PiSSA, OLoRA) cannot be swapped; load it as a new adapter");
+            throw new PeftException($"{context}: an adapter whose init rewrites the base weights (PiSSA, OLoRA) cannot be swapped; load it as a new adapter");
         }
         if (BiasMode(adapterName) != "none" || (config is Methods.Lora.LoraConfig { Bias: not "none" }))
         {
-            throw new PeftException("hot-swap: adapters that train biases (bias \"all\"/\"lora_only\") cannot be swapped; load it as a new adapter");
+            throw new PeftException($"{context}: adapters that train biases (bias \"all\"/\"lora_only\") cannot be swapped; load it as a new adapter");
         }
         var layers = AdapterLayers().Where(l => l.Layer.AdapterNames.Contains(adapterName)).ToList();
-        if (layers.Any(l => l.Layer.IsMerged))
+        if (layers.FirstOrDefault(l => l.Layer.IsMerged) is { Layer: not null } merged)
         {
-            throw new PeftException($"hot-swap: adapter(s) are merged; call Unmerge() first");
+            throw new PeftException($"{context}: '{merged.Name}' is merged; call Unmerge() first");
         }
-        CheckSwappableConfig(adapterName, old, config, layers.SelectMany(l => l.Layer.HotSwappableConfigKeys).ToHashSet());
-        var plan = PlanSwap(adapterName, layers, tensors);
+        CheckSwappableConfig(context, old, config, layers.SelectMany(l => l.Layer.HotSwappableConfigKeys).ToHashSet());
+        var plan = PlanSwap(context, adapterName, layers, tensors);
 
         using (torch.no_grad())
         {
-            foreach (var (target, source, axis) in plan)
+            foreach (var (target, incoming, axis) in plan)
             {
                 if (axis is int a)
                 {
                     target.zero_();
-                    target.narrow(a, 0, source.shape[a]).copy_(source);
+                    target.narrow(a, 0, incoming.shape[a]).copy_(incoming);
                 }
                 else
                 {
-                    target.copy_(source);
+                    target.copy_(incoming);
                 }
             }
         }
@@ -149,7 +151,7 @@ public sealed partial class PeftModel
     }
 
     // Every key that differs between the two configs must be one the layers take, or one that cannot change the output.
-    private void CheckSwappableConfig(string adapterName, AdapterConfig old, AdapterConfig config, HashSet<string> swappable)
+    private void CheckSwappableConfig(string context, AdapterConfig old, AdapterConfig config, HashSet<string> swappable)
     {
         var a = JsonNode.Parse(Registry.SerializeConfig(old))!.AsObject();
         var b = JsonNode.Parse(Registry.SerializeConfig(config))!.AsObject();
@@ -164,13 +166,13 @@ public sealed partial class PeftModel
             if (va != vb)
             {
                 var allowed = swappable.Count > 0 ? $"; only {string.Join(", ", swappable.Order(StringComparer.Ordinal))} may differ" : "";
-                throw new PeftException($"hot-swap into '{adapterName}': config key '{key}' differs (current {va}, new {vb}){allowed}");
+                throw new PeftException($"{context}: config key '{key}' differs (current {va}, new {vb}){allowed}");
             }
         }
     }
 
     // Matches every incoming tensor with the tensor it overwrites and checks the shapes; mutates nothing.
-    private List<(Tensor Target, Tensor Source, int? PadAxis)> PlanSwap(string adapterName, List<(string Name, AdapterLayer Layer)> layers, IReadOnlyDictionary<string, Tensor> tensors)
+    private List<(Tensor Target, Tensor Source, int? PadAxis)> PlanSwap(string context, string adapterName, List<(string Name, AdapterLayer Layer)> layers, IReadOnlyDictionary<string, Tensor> tensors)
     {
         var expected = new Dictionary<string, (Tensor Target, int? Axis)>(StringComparer.Ordinal);
         foreach (var (name, layer) in layers)
@@ -192,14 +194,14 @@ public sealed partial class PeftModel
         if (unexpected.Count > 0)
         {
             throw new ModelMismatchException(
-                $"hot-swap into '{adapterName}': {unexpected.Count} tensor(s) match no tensor of the adapter, e.g. '{unexpected[0]}' " +
+                $"{context}: {unexpected.Count} tensor(s) match no tensor of the adapter, e.g. '{unexpected[0]}' " +
                 "(the new adapter must target the same modules; load it as a new adapter instead)");
         }
         var missing = expected.Keys.Where(k => !tensors.ContainsKey(k)).ToList();
         if (missing.Count > 0)
         {
             throw new ModelMismatchException(
-                $"hot-swap into '{adapterName}': the new adapter has no '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more)" : "") +
+                $"{context}: the new adapter has no '{missing[0]}'" + (missing.Count > 1 ? $" (and {missing.Count - 1} more)" : "") +
                 " (it must target the same modules)");
         }
         var plan = new List<(Tensor, Tensor, int?)>();
@@ -223,8 +225,8 @@ public sealed partial class PeftModel
             var rankAxis = axis ?? -1;
             var larger = rankAxis >= 0 && got.Length == have.Length && got[rankAxis] > have[rankAxis];
             throw new ModelMismatchException(
-                $"hot-swap into '{adapterName}': '{key}' is [{string.Join(", ", got)}] but the allocated tensor is [{string.Join(", ", have)}]" +
-                (larger ? $"; its rank {got[rankAxis]} is larger than the allocated {have[rankAxis]}: call PrepareForHotSwap(targetRank) with the largest rank first" : ""));
+                $"{context}: '{key}' is [{string.Join(", ", got)}] but the allocated tensor is [{string.Join(", ", have)}]" +
+                (larger ? $"; its rank {got[rankAxis]} is larger than the allocated {have[rankAxis]}: call PrepareForHotSwap(targetRank) with the largest rank first, or load the largest-rank adapter first" : ""));
         }
         return plan;
     }

@@ -59,8 +59,35 @@ public sealed record FederatedOptions
     /// <summary>Output folder for metrics.jsonl, results.md and split.json; required.</summary>
     public string? Output { get; init; }
 
+    /// <summary>
+    /// Folder for the final global adapter in PEFT's LoRA format, for the original base model (null: not saved). With
+    /// several seeds or aggregations each goes to a <c>&lt;aggregation&gt;-seed&lt;seed&gt;</c> subfolder. CLI: <c>--save-global</c>.
+    /// </summary>
+    public string? SaveGlobal { get; init; }
+
+    /// <summary>
+    /// Compress the saved global adapter to this rank (best rank-k approximation per module, post-hoc LoRA-Squeeze);
+    /// null keeps the exact rank <see cref="GlobalAdapterRank"/>. Needs <see cref="SaveGlobal"/>. CLI: <c>--global-rank</c>.
+    /// </summary>
+    public int? GlobalRank { get; init; }
+
     /// <summary>Rank of client k (<see cref="Ranks"/> has one entry, or one per client).</summary>
     public int RankOf(int client) => Ranks.Count == 1 ? Ranks[0] : Ranks[client];
+
+    /// <summary>
+    /// Rank of the saved (uncompressed) global adapter: Σr_k·rounds for stacking and r_max·rounds for zero-padding (every
+    /// round's merged update, concatenated), the clients' common r for FedIT averaging (its last global adapter).
+    /// </summary>
+    public int GlobalAdapterRank(AggregationKind kind)
+    {
+        var ranks = Enumerable.Range(0, Clients).Select(RankOf).ToList();
+        return kind switch
+        {
+            AggregationKind.Stack => ranks.Sum() * Rounds,
+            AggregationKind.ZeroPad => ranks.Max() * Rounds,
+            _ => ranks[0],
+        };
+    }
 
     /// <summary>Rejects impossible settings, naming the option.</summary>
     public void Validate()
@@ -84,6 +111,14 @@ public sealed record FederatedOptions
         if (Seeds.Count == 0 || Aggregations.Count == 0)
         {
             throw new ConfigException("at least one seed and one aggregation are needed");
+        }
+        if (GlobalRank is not null && SaveGlobal is null)
+        {
+            throw new ConfigException("--global-rank compresses the saved global adapter; give --save-global DIR too");
+        }
+        if (GlobalRank is < 1)
+        {
+            throw new ConfigException($"--global-rank must be >= 1, got {GlobalRank}");
         }
         if (Output is null)
         {

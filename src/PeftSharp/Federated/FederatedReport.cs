@@ -86,6 +86,15 @@ public static class FederatedReport
             var r = rows.First(x => x.Aggregation == k && x.Round == 1);
             sb.Append(CultureInfo.InvariantCulture, $"| {k} | {r.GlobalRank} | {r.UploadedParameters:N0} | {r.DownloadedParameters:N0} |\n");
         }
+        if (result.GlobalAdapters.Count > 0)
+        {
+            sb.Append("\nGlobal adapters (PEFT LoRA for the original base; error: ‖ΔW − ΔW_k‖_F left by --global-rank)\n\n| seed | aggregation | rank | error | folder |\n| --- | --- | --- | --- | --- |\n");
+            foreach (var g in result.GlobalAdapters)
+            {
+                var rank = g.Rank == g.SourceRank ? $"{g.Rank}" : $"{g.Rank} (of {g.SourceRank})";
+                sb.Append(CultureInfo.InvariantCulture, $"| {g.Seed} | {g.Aggregation} | {rank} | {g.CompressionError:G3} | {g.Directory} |\n");
+            }
+        }
         sb.Append("\nClient shards (examples; per-class counts in the order ").Append(string.Join(", ", result.ClassNames)).Append(")\n\n| seed | ")
             .Append(string.Join(" | ", Enumerable.Range(0, o.Clients).Select(k => $"client {k} (r={o.RankOf(k)})"))).Append(" |\n|")
             .Append(string.Concat(Enumerable.Repeat(" --- |", o.Clients + 1))).Append('\n');

@@ -26,9 +26,21 @@ namespace PeftSharp.Federated;
 public sealed record RoundMetrics(int Seed, string Aggregation, int Round, double Accuracy, double MacroF1, double EvalLoss,
     double? MeanClientLoss, double? AggregationError, long GlobalRank, long UploadedParameters, long DownloadedParameters);
 
-/// <summary>What a simulation produced: every round's metrics, each seed's client shards, and notes (skipped aggregations).</summary>
+/// <summary>
+/// What a simulation produced: every round's metrics, each seed's client shards, notes (skipped aggregations) and the
+/// global adapters written with <see cref="FederatedOptions.SaveGlobal"/>.
+/// </summary>
 public sealed record FederatedResult(string OutputDirectory, IReadOnlyList<RoundMetrics> Rounds, IReadOnlyDictionary<int, IReadOnlyList<ClientShard>> Shards,
-    IReadOnlyList<string> Notes, IReadOnlyList<string> ClassNames);
+    IReadOnlyList<string> Notes, IReadOnlyList<string> ClassNames, IReadOnlyList<SavedGlobalAdapter> GlobalAdapters);
+
+/// <summary>
+/// The global model after the last round of one seed × aggregation, handed to <see cref="FederatedSimulation.Run"/>'s
+/// observer in eval mode without gradients; both live only during the call (the simulation disposes them after).
+/// <paramref name="Model"/> holds every merged update and the averaged head. Under <c>avg</c> FedIT's global adapter is
+/// not merged: the global model is <paramref name="Model"/> plus <paramref name="UnmergedAdapter"/>'s ΔW. <paramref name="Saved"/>
+/// is the adapter written for it, if any.
+/// </summary>
+public sealed record FinalGlobalModel(int Seed, AggregationKind Aggregation, PretrainedModel Model, GlobalUpdate? UnmergedAdapter, SavedGlobalAdapter? Saved);
 
 /// <summary>
 /// Runs federated LoRA fine-tuning on one machine, each client's data kept apart, with the round protocol of FLoRA's
@@ -37,7 +49,9 @@ public sealed record FederatedResult(string OutputDirectory, IReadOnlyList<Round
 /// (<c>merge_and_unload</c>), and the next round starts from the merged model. Stacking and zero-padding follow this
 /// protocol. FedIT averaging follows FedIT's: A and B are averaged into a global adapter that is not merged, and every
 /// client starts the next round from it (round 1: one shared init). Dense weights (the classification head in
-/// modules_to_save) are averaged with p_k under every aggregation.
+/// modules_to_save) are averaged with p_k under every aggregation. With <see cref="FederatedOptions.SaveGlobal"/> the
+/// final global model is written as one PEFT LoRA adapter for the original base (<see cref="GlobalAdapter"/>): the sum of
+/// every round's merged update (stack, zeropad) or FedIT's last global adapter (avg), with the averaged head.
 /// </summary>
 public static class FederatedSimulation
 {
@@ -54,11 +68,16 @@ public static class FederatedSimulation
             Validation = o.Validation is not null ? Path.GetFullPath(o.Validation)
                 : defaultData ? Path.Combine(BundledAssets.Data(BundledAssets.SentimentSentences), "test.jsonl") : null,
             Output = o.Output is null ? null : Path.GetFullPath(o.Output),
+            SaveGlobal = o.SaveGlobal is null ? null : Path.GetFullPath(o.SaveGlobal),
         };
     }
 
-    /// <summary>Runs every seed × aggregation and writes metrics.jsonl, results.md and split.json to the output folder.</summary>
-    public static FederatedResult Run(FederatedOptions options, Action<string>? log = null)
+    /// <summary>
+    /// Runs every seed × aggregation and writes metrics.jsonl, results.md and split.json to the output folder (and the
+    /// global adapters with <see cref="FederatedOptions.SaveGlobal"/>). <paramref name="onFinalModel"/> sees each final
+    /// global model while it is alive.
+    /// </summary>
+    public static FederatedResult Run(FederatedOptions options, Action<string>? log = null, Action<FinalGlobalModel>? onFinalModel = null)
     {
         log ??= _ => { };
         var o = Resolve(options);
@@ -78,6 +97,10 @@ public static class FederatedSimulation
             notes.Add($"avg (FedIT) skipped: client ranks {string.Join(",", o.Ranks)} differ (FedIT needs one rank; zeropad is its heterogeneous form)");
             log(notes[^1]);
         }
+        if (kinds.Where(k => o.GlobalRank > o.GlobalAdapterRank(k)).Select(k => (AggregationKind?)k).FirstOrDefault() is { } small)
+        {
+            throw new ConfigException($"--global-rank {o.GlobalRank} exceeds the rank {o.GlobalAdapterRank(small)} of the {small.Name()} global adapter; compression only lowers the rank");
+        }
 
         var splits = o.Validation is not null
             ? DataSplits.FromFiles(o.Data!, o.Validation)
@@ -91,6 +114,7 @@ public static class FederatedSimulation
         Directory.CreateDirectory(o.Output!);
 
         var rows = new List<RoundMetrics>();
+        var saved = new List<SavedGlobalAdapter>();
         var shardsBySeed = new Dictionary<int, IReadOnlyList<ClientShard>>();
         foreach (var seed in o.Seeds)
         {
@@ -102,7 +126,14 @@ public static class FederatedSimulation
             var sizes = shards.Select(s => (long)s.Indices.Count).ToList();
             foreach (var kind in kinds)
             {
-                var run = new Protocol(o, kind, seed, labels, loaders, sizes, evalLoader, device, log);
+                // One seed × aggregation writes into --save-global itself, several into <kind>-seed<seed> subfolders.
+                var saveDir = o.SaveGlobal is null ? null : kinds.Count * o.Seeds.Count == 1 ? o.SaveGlobal : Path.Combine(o.SaveGlobal, $"{kind.Name()}-seed{seed}");
+                var run = new Protocol(o, kind, seed, labels, loaders, sizes, evalLoader, device, log)
+                {
+                    SaveDirectory = saveDir,
+                    OnSaved = saved.Add,
+                    OnFinalModel = onFinalModel,
+                };
                 foreach (var row in run.Execute())
                 {
                     rows.Add(row);
@@ -110,7 +141,7 @@ public static class FederatedSimulation
                 }
             }
         }
-        var result = new FederatedResult(o.Output!, rows, shardsBySeed, notes, labels.Names);
+        var result = new FederatedResult(o.Output!, rows, shardsBySeed, notes, labels.Names, saved);
         FederatedReport.WriteAll(o, result);
         return result;
     }
@@ -122,6 +153,13 @@ public static class FederatedSimulation
     private sealed class Protocol(FederatedOptions o, AggregationKind kind, int seed, ClassLabels labels, IReadOnlyList<DataLoader> loaders,
         IReadOnlyList<long> sizes, DataLoader evalLoader, torch.Device device, Action<string> log)
     {
+        /// <summary>Where the final global adapter goes (null: not saved).</summary>
+        public string? SaveDirectory { get; init; }
+
+        public Action<SavedGlobalAdapter>? OnSaved { get; init; }
+
+        public Action<FinalGlobalModel>? OnFinalModel { get; init; }
+
         public IEnumerable<RoundMetrics> Execute()
         {
             // The same seed gives every aggregation the same new classification head.
@@ -131,6 +169,8 @@ public static class FederatedSimulation
             var initial = Evaluate(model, null);
             yield return Row(0, initial, null, null, 0, 0, 0);
             GlobalUpdate? fedIt = null;
+            // Every round's update merged into the base, kept while their sum is to be saved.
+            var merged = new List<GlobalUpdate>();
             try
             {
                 for (var round = 1; round <= o.Rounds; round++)
@@ -160,9 +200,12 @@ public static class FederatedSimulation
                         }
                         else
                         {
-                            using (global)
+                            merged.Add(global);
+                            global.MergeInto(model);
+                            if (SaveDirectory is null)
                             {
-                                global.MergeInto(model);
+                                merged.Remove(global);
+                                global.Dispose();
                             }
                             eval = Evaluate(model, null);
                         }
@@ -178,10 +221,37 @@ public static class FederatedSimulation
                         }
                     }
                 }
+                Finish(model, targets, fedIt, merged);
             }
             finally
             {
                 fedIt?.Dispose();
+                foreach (var g in merged)
+                {
+                    g.Dispose();
+                }
+            }
+        }
+
+        // Saves the final global adapter and shows the final global model to the observer.
+        private void Finish(PretrainedModel model, TargetModules targets, GlobalUpdate? fedIt, List<GlobalUpdate> merged)
+        {
+            SavedGlobalAdapter? saved = null;
+            if (SaveDirectory is not null)
+            {
+                using var total = kind == AggregationKind.Average ? null : GlobalAdapter.Concatenate(merged);
+                var (rank, sourceRank, error) = GlobalAdapter.Save(model, total ?? fedIt!, ClientConfig(model, targets, 1), SaveDirectory, o.GlobalRank);
+                saved = new SavedGlobalAdapter(seed, kind.Name(), SaveDirectory, rank, sourceRank, error);
+                OnSaved?.Invoke(saved);
+                log($"seed {seed} {kind.Name()}: global adapter (rank {rank}" + (rank != sourceRank ? $", compressed from {sourceRank}; ‖ΔW − ΔW_k‖_F = {error:E3}" : "") + $") saved to {SaveDirectory}");
+            }
+            if (OnFinalModel is { } observer)
+            {
+                WithGlobalModel(model, null, () =>
+                {
+                    observer(new FinalGlobalModel(seed, kind, model, fedIt, saved));
+                    return 0;
+                });
             }
         }
 
@@ -191,16 +261,7 @@ public static class FederatedSimulation
         private (ClientUpdate Update, double Loss) TrainClient(PretrainedModel model, TargetModules targets, int round, int k, GlobalUpdate? fedIt)
         {
             var r = fedIt?.Modules.Values.First().Rank is { } g ? (int)g : o.RankOf(k);
-            var config = new LoraConfig
-            {
-                Rank = r,
-                Alpha = o.LoraScale * r,
-                Dropout = o.Dropout,
-                TargetModules = targets,
-                ModulesToSave = model.OutputHeadNames.Count > 0 ? model.OutputHeadNames : null,
-                TaskType = "SEQ_CLS",
-                BaseModelNameOrPath = o.Model,
-            };
+            var config = ClientConfig(model, targets, r);
             // FedIT: all clients start from one adapter (round 1: one shared init); FLoRA and zero-padding: a fresh, own init per client.
             torch.manual_seed(kind == AggregationKind.Average ? Mix(seed, round, -1) : Mix(seed, round, k));
             var peft = PeftModel.Create(model, config, ClientAdapter);
@@ -208,7 +269,7 @@ public static class FederatedSimulation
             {
                 if (fedIt is not null)
                 {
-                    CopyFactors(peft, ClientAdapter, fedIt);
+                    GlobalAdapter.CopyFactors(peft, ClientAdapter, fedIt);
                 }
                 var trainerOptions = new TrainerOptions
                 {
@@ -231,52 +292,37 @@ public static class FederatedSimulation
             }
         }
 
-        private EvaluationResult Evaluate(PretrainedModel model, GlobalUpdate? adapter)
+        private LoraConfig ClientConfig(PretrainedModel model, TargetModules targets, int r) => new()
         {
-            PeftModel? peft = null;
-            if (adapter is not null)
-            {
-                var f = adapter.Modules.Values.First();
-                peft = PeftModel.Create(model, new LoraConfig
-                {
-                    Rank = (int)f.Rank,
-                    Alpha = f.Scaling * f.Rank,
-                    TargetModules = TargetModules.Of([.. adapter.Modules.Keys]),
-                });
-                CopyFactors(peft, "default", adapter);
-            }
-            var wasTraining = model.training;
-            model.eval();
-            try
-            {
-                using var noGrad = torch.no_grad();
-                return Evaluator.Classification(model, evalLoader);
-            }
-            finally
-            {
-                model.train(wasTraining);
-                peft?.Unload();
-            }
-        }
+            Rank = r,
+            Alpha = o.LoraScale * r,
+            Dropout = o.Dropout,
+            TargetModules = targets,
+            ModulesToSave = model.OutputHeadNames.Count > 0 ? model.OutputHeadNames : null,
+            TaskType = "SEQ_CLS",
+            BaseModelNameOrPath = o.Model,
+        };
+
+        private EvaluationResult Evaluate(PretrainedModel model, GlobalUpdate? adapter) =>
+            WithGlobalModel(model, adapter, () => Evaluator.Classification(model, evalLoader));
     }
 
-    /// <summary>Writes the global factors into an injected LoRA adapter of the same rank and scale (FedIT's broadcast).</summary>
-    internal static void CopyFactors(PeftModel peft, string adapterName, GlobalUpdate global)
+    // Runs body on the global model in eval mode without gradients: the model itself, plus FedIT's unmerged global
+    // adapter when given (injected for the call, then unloaded).
+    private static T WithGlobalModel<T>(PretrainedModel model, GlobalUpdate? adapter, Func<T> body)
     {
-        using var noGrad = torch.no_grad();
-        foreach (var (name, layer) in peft.AdapterLayers())
+        var peft = adapter is null ? null : GlobalAdapter.Inject(model, adapter, new LoraConfig());
+        var wasTraining = model.training;
+        model.eval();
+        try
         {
-            if (layer is not LoraLayer lora || !global.Modules.TryGetValue(name, out var f))
-            {
-                throw new PeftException($"'{name}': the global adapter has no factors for this module");
-            }
-            var t = lora.AdapterTensors(adapterName);
-            if (!t["lora_A.weight"].shape.SequenceEqual(f.A.shape) || !t["lora_B.weight"].shape.SequenceEqual(f.B.shape) || Math.Abs(lora.ScalingOf(adapterName) - f.Scaling) > 1e-12)
-            {
-                throw new PeftException($"'{name}': the global adapter (r={f.Rank}, scale {f.Scaling}) does not fit the client adapter (r={lora.RankOf(adapterName)}, scale {lora.ScalingOf(adapterName)})");
-            }
-            t["lora_A.weight"].copy_(f.A);
-            t["lora_B.weight"].copy_(f.B);
+            using var noGrad = torch.no_grad();
+            return body();
+        }
+        finally
+        {
+            model.train(wasTraining);
+            peft?.Unload();
         }
     }
 }

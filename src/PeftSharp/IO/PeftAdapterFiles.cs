@@ -146,6 +146,7 @@ public static class PeftAdapterFiles
     /// <summary>
     /// Replaces the weights of the loaded adapter <paramref name="adapterName"/> with those of the adapter folder
     /// <paramref name="directory"/>, in place (PEFT's <c>hotswap_adapter</c>); see <see cref="PeftModel.HotSwapAdapter"/>.
+    /// Errors start with the folder and name the tensor (and so the module) that does not fit.
     /// </summary>
     public static void HotSwap(PeftModel model, string directory, string adapterName = DefaultAdapterName)
     {
@@ -154,7 +155,7 @@ public static class PeftAdapterFiles
         using var scope = torch.NewDisposeScope();
         // Read in the file's own dtype on the CPU; the copy into the allocated tensors converts dtype and device.
         var tensors = file.Entries.ToDictionary(e => e.Name, e => file.Read(e.Name), StringComparer.Ordinal);
-        model.HotSwapAdapter(adapterName, config, tensors);
+        model.HotSwapAdapter(adapterName, config, tensors, directory);
     }
 
     private static void CopyInto(PeftModel model, string adapterName, SafetensorsFile file)

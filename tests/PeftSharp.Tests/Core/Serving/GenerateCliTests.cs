@@ -8,7 +8,10 @@ using TorchSharp;
 
 namespace PeftSharp.Tests.Core.Serving;
 
-/// <summary><c>peft generate --adapter NAME=DIR … --prompt … --prompt-adapter NAME …</c>: one batch, each prompt with its adapter.</summary>
+/// <summary>
+/// <c>peft generate --adapter NAME=DIR … --prompt … --prompt-adapter NAME …</c>: one batch, each prompt with its adapter;
+/// <c>--hotswap DIR</c>: the same prompts again after the loaded adapter's weights are replaced in place.
+/// </summary>
 [Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public sealed class GenerateCliTests : IDisposable
 {
@@ -18,11 +21,14 @@ public sealed class GenerateCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private string SaveAdapter(string name, TargetModules targets, int seed)
+    private string SaveAdapter(string name, TargetModules targets, int seed) => SaveAdapter(name, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = targets }, seed);
+
+    // A stories260K adapter of this config with random weights (B ≠ 0, so it changes the output).
+    private string SaveAdapter(string name, AdapterConfig config, int seed)
     {
         torch.manual_seed(seed);
         using var model = AutoModel.FromPretrained(Stories);
-        var peft = PeftModel.Create(model, new LoraConfig { Rank = 4, Alpha = 8, TargetModules = targets });
+        var peft = PeftModel.Create(model, config);
         using (torch.no_grad())
         {
             foreach (var p in peft.TrainableParameters())
@@ -75,5 +81,68 @@ public sealed class GenerateCliTests : IDisposable
         var unknown = CliRunner.Run([.. common, "--prompt-adapter", "a", "--prompt-adapter", "zz"]);
         Assert.NotEqual(0, unknown.ExitCode);
         Assert.Contains("'zz'", unknown.Stderr);
+    }
+
+    [Fact]
+    public void Greedy_ids_after_each_hotswap_equal_a_fresh_load_of_that_adapter()
+    {
+        var qv = TargetModules.Of("q_proj", "v_proj");
+        var a = SaveAdapter("a", new LoraConfig { Rank = 4, Alpha = 8, TargetModules = qv }, 4);
+        var b = SaveAdapter("b", new LoraConfig { Rank = 4, Alpha = 3, TargetModules = qv }, 5);
+        var small = SaveAdapter("small", new LoraConfig { Rank = 2, Alpha = 5, TargetModules = qv }, 6);
+        string[] common = ["generate", "--model", Stories, "--max-new-tokens", "12", "--prompt", "Once upon a time", "--prompt", "Lily and Tom", "--json"];
+        var swapped = CliRunner.Run([.. common, "--adapter", a, "--hotswap", b, "--hotswap", small]);
+        Assert.True(swapped.ExitCode == 0, swapped.Stderr);
+        using var doc = JsonDocument.Parse(swapped.Stdout);
+        var blocks = doc.RootElement.EnumerateArray().ToList();
+        Assert.Equal([a, b, small], blocks.Select(x => x.GetProperty("adapter_path").GetString()));
+
+        var fresh = new List<List<List<int>>>();
+        foreach (var (folder, block) in new[] { a, b, small }.Zip(blocks))
+        {
+            var alone = CliRunner.Run([.. common, "--adapter", folder]);
+            Assert.True(alone.ExitCode == 0, alone.Stderr);
+            using var s = JsonDocument.Parse(alone.Stdout);
+            fresh.Add([.. s.RootElement.EnumerateArray().Select(Ids)]);
+            Assert.Equal(fresh[^1], block.GetProperty("output").EnumerateArray().Select(Ids));
+        }
+        Assert.NotEqual(fresh[0], fresh[1]);
+        Assert.NotEqual(fresh[1], fresh[2]);
+
+        var text = CliRunner.Run("generate", "--model", Stories, "--max-new-tokens", "4", "--prompt", "Once", "--adapter", a, "--hotswap", b);
+        Assert.True(text.ExitCode == 0, text.Stderr);
+        var headers = text.Stdout.Split('\n').Where(l => l.StartsWith("# adapter", StringComparison.Ordinal)).ToList();
+        Assert.Equal([$"# adapter default: {a}", $"# adapter default: {b}"], headers);
+    }
+
+    [Fact]
+    public void A_hotswap_that_does_not_fit_fails_naming_the_folder_and_the_module()
+    {
+        var a = SaveAdapter("a", new LoraConfig { Rank = 2, TargetModules = TargetModules.Of("q_proj", "v_proj") }, 7);
+        var targets = SaveAdapter("targets", new LoraConfig { Rank = 2, TargetModules = TargetModules.Of("q_proj", "k_proj") }, 8);
+        var big = SaveAdapter("big", new LoraConfig { Rank = 8, TargetModules = TargetModules.Of("q_proj", "v_proj") }, 9);
+        var loha = SaveAdapter("loha", new PeftSharp.Methods.LoHa.LoHaConfig { Rank = 2, TargetModules = TargetModules.Of("q_proj", "v_proj") }, 10);
+        string[] common = ["generate", "--model", Stories, "--max-new-tokens", "2", "--prompt", "Once", "--adapter", a];
+
+        var other = CliRunner.Run([.. common, "--hotswap", targets]);
+        Assert.Equal(1, other.ExitCode);
+        Assert.Contains($"{targets}: hot-swap into 'default'", other.Stderr);
+        Assert.Contains("self_attn.k_proj.lora_", other.Stderr);
+        Assert.DoesNotContain("   at ", other.Stderr);
+        Assert.Contains($"# adapter default: {a}", other.Stdout);
+
+        var larger = CliRunner.Run([.. common, "--hotswap", big]);
+        Assert.Equal(1, larger.ExitCode);
+        Assert.Contains(big, larger.Stderr);
+        Assert.Contains("q_proj.lora_", larger.Stderr);
+        Assert.Contains("rank 8 is larger than the allocated 2", larger.Stderr);
+
+        var method = CliRunner.Run([.. common, "--hotswap", loha]);
+        Assert.Equal(1, method.ExitCode);
+        Assert.Contains($"{loha}: hot-swap into 'default': the loaded adapter is LORA, the new adapter is LOHA", method.Stderr);
+
+        var noAdapter = CliRunner.Run("generate", "--model", Stories, "--prompt", "Once", "--hotswap", a);
+        Assert.Equal(1, noAdapter.ExitCode);
+        Assert.Contains("--hotswap replaces the weights of a loaded adapter", noAdapter.Stderr);
     }
 }

@@ -75,6 +75,14 @@ public sealed class HotSwapTests : IDisposable
     private static Dictionary<string, IntPtr> Pointers(PeftModel peft) =>
         peft.AdapterStateDict("default").ToDictionary(kv => kv.Key, kv => THSStorage_data_ptr(kv.Value.Handle));
 
+    // A padded rank changes the reduction length of the matmul/conv kernels, so float32 outputs may differ in the last
+    // bits; the outputs reach ~20 here, where one ulp is 1.9e-6. Any non-zero padding would differ by orders more.
+    private static void AssertEqualUpToRounding(Tensor actual, Tensor expected, string what)
+    {
+        var tolerance = 1e-6 * Math.Max(1, expected.abs().max().item<float>());
+        Assert.True(Weights.MaxAbsDiff(actual, expected) <= tolerance, $"{what}: differs by {Weights.MaxAbsDiff(actual, expected)} (tolerance {tolerance})");
+    }
+
     private static Tensor Ids() => torch.randint(0, 256, [3, 12], dtype: ScalarType.Int64);
 
     [Fact]
@@ -112,7 +120,7 @@ public sealed class HotSwapTests : IDisposable
         using var outA = net.call(ids);
         peft.PrepareForHotSwap(6);
         using var prepared = net.call(ids);
-        Assert.True(Weights.MaxAbsDiff(prepared, outA) <= 1e-6, "padding with zeros must not change the output");
+        AssertEqualUpToRounding(prepared, outA, "padding with zeros must not change the output");
         Assert.All(peft.AdapterLayers(), l => Assert.Equal(6, ((LoraLayer)l.Layer).AllocatedRankOf("default")));
         var allocated = Pointers(peft);
 
@@ -121,7 +129,7 @@ public sealed class HotSwapTests : IDisposable
             PeftAdapterFiles.HotSwap(peft, folder);
             using var swapped = net.call(ids);
             using var expected = FreshOutput(folder, ids);
-            Assert.True(Weights.MaxAbsDiff(swapped, expected) <= 1e-6, $"{Path.GetFileName(folder)}: differs by {Weights.MaxAbsDiff(swapped, expected)}");
+            AssertEqualUpToRounding(swapped, expected, Path.GetFileName(folder));
             Assert.Equal(allocated, Pointers(peft));
         }
     }
