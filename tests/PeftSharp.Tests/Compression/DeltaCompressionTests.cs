@@ -15,7 +15,7 @@ namespace PeftSharp.Tests.Compression;
 /// <summary>
 /// Compression of adapters of other methods into a PEFT LoRA through their dense ΔW on the base model: exact at a rank
 /// of at least rank(ΔW), the Eckart–Young tail below it (against spectra computed here, not by the code under test), the
-/// budget split by singular-value energy, every mergeable method of the contract table, and the error for MoLE.
+/// budget split by singular-value energy, every mergeable method of the contract table, the error for MoLE, and no leaks.
 /// </summary>
 public sealed class DeltaCompressionTests : IDisposable
 {
@@ -226,5 +226,28 @@ public sealed class DeltaCompressionTests : IDisposable
             Assert.True(Weights.MaxAbsDiff(bias, expectedWeights[module + ".bias"]) <= 1e-6, $"{module}: saved bias is not the merged one");
         }
         Assert.DoesNotContain(file.Entries, e => e.Name.Contains("v_proj.base_layer", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Hundred_compressions_by_either_route_leak_no_tensors()
+    {
+        var targets = TargetModules.Of("q_proj", "v_proj", "proj");
+        var (_, _, lora) = _sources.Save(new LoraConfig { Rank = 3, TargetModules = targets }, "lora");
+        var (baseState, _, loha) = _sources.Save(new LoHaConfig { Rank = 2, TargetModules = targets, ModulesToSave = ["lm_head"] }, "loha");
+        var model = ToySources.Fresh(baseState);
+        long? live = null;
+        for (var step = 0; step < 100; step++)
+        {
+            var options = step % 2 == 0 ? new CompressionOptions { Rank = 2 } : new CompressionOptions { Budget = 60 };
+            using (var compressed = step % 3 == 0 ? LoraCompression.CompressFolder(lora, options) : LoraCompression.CompressFolder(loha, options, model))
+            {
+                Assert.NotEmpty(compressed.Tensors);
+            }
+            if (step == 2)
+            {
+                live = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+            }
+        }
+        Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 }
