@@ -29,6 +29,8 @@ internal static class CompressCommand
         };
         var flags = new TrainFlags();
         flags.AddTo(cmd, except: s_notForFineTuning);
+        cmd.Options.First(o => o.Name == "--model").Description =
+            "Base model folder, read for a non-LoRA (or DoRA, PiSSA, OLoRA) source and for fine-tuning (default: the adapter's base_model_name_or_path).";
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
             var options = new CompressJobOptions
