@@ -6,9 +6,10 @@ using PeftSharp.Training.Jobs;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
-/// <c>peft compress ADAPTER --rank K [--budget N] [--finetune-steps S --model M --data D] --out DIR</c>: post-hoc
-/// LoRA-Squeeze. Writes a PEFT LoRA adapter at the lower rank(s); with fine-tuning steps, the compressed adapter is kept in
-/// <c>DIR/compressed</c> and the fine-tuned one (plus the run's logs) in <c>DIR</c>.
+/// <c>peft compress ADAPTER --rank K [--budget N] [--model M] [--finetune-steps S --data D] --out DIR</c>: post-hoc
+/// LoRA-Squeeze (<see cref="CompressJob"/>). Writes a PEFT LoRA adapter at the lower rank(s), whatever the source method;
+/// with fine-tuning steps, the compressed adapter is kept in <c>DIR/compressed</c> and the fine-tuned one (plus the run's
+/// logs) in <c>DIR</c>.
 /// </summary>
 internal static class CompressCommand
 {
@@ -17,54 +18,49 @@ internal static class CompressCommand
 
     public static Command Create()
     {
-        var adapter = new Argument<DirectoryInfo>("adapter") { Description = "The trained LoRA adapter folder (PEFT format)." };
+        var adapter = new Argument<DirectoryInfo>("adapter") { Description = "The trained adapter folder (PEFT format; LoRA, or any method with a closed-form ΔW, then read on its base model: --model or base_model_name_or_path)." };
         var rank = new Option<int?>("--rank", "-r") { Description = "Target rank of every module (with --budget: each module's largest rank)." };
         var budget = new Option<long?>("--budget") { Description = "Total LoRA parameters Σ k·(d_in + d_out), split over modules by singular-value energy." };
         var finetune = new Option<long>("--finetune-steps") { Description = "Optimizer steps of fine-tuning at the new rank (Cont-Squeeze; default 0: none)." };
         var output = new Option<DirectoryInfo>("--out") { Description = "Folder to write the compressed adapter to.", Required = true };
-        var cmd = new Command("compress", "Compress a trained LoRA adapter to a lower rank (LoRA-Squeeze: truncated SVD of each ΔW from its factors), optionally fine-tuning it briefly.")
+        var cmd = new Command("compress", "Compress a trained adapter into a PEFT LoRA of lower rank (LoRA-Squeeze: truncated SVD of each module's ΔW), optionally fine-tuning it briefly.")
         {
             adapter, rank, budget, finetune, output,
         };
         var flags = new TrainFlags();
         flags.AddTo(cmd, except: s_notForFineTuning);
+        cmd.Options.First(o => o.Name == "--model").Description =
+            "Base model folder, read for a non-LoRA (or DoRA, PiSSA, OLoRA) source and for fine-tuning (default: the adapter's base_model_name_or_path).";
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
-            var options = new CompressionOptions { Rank = parse.GetValue(rank), Budget = parse.GetValue(budget) };
-            options.Validate();
-            var steps = parse.GetValue(finetune);
-            if (steps < 0)
+            var options = new CompressJobOptions
             {
-                throw new PeftException($"--finetune-steps must be >= 0, got {steps}");
-            }
-            var source = parse.GetValue(adapter)!.FullName;
-            var outDir = parse.GetValue(output)!.FullName;
-            using var compressed = LoraCompression.CompressFolder(source, options);
-            foreach (var m in compressed.Modules)
+                Adapter = parse.GetValue(adapter)!.FullName,
+                Output = parse.GetValue(output)!.FullName,
+                Compression = new CompressionOptions { Rank = parse.GetValue(rank), Budget = parse.GetValue(budget) },
+                FineTuneSteps = parse.GetValue(finetune),
+                Training = flags.Apply(parse, new FineTuneOptions()),
+            };
+            var result = CompressJob.Run(options, onCompressed: Report, log: Console.WriteLine);
+            if (result.FineTune is { } run)
             {
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{m.Module}: r {m.SourceRank} -> {m.TargetRank}, energy kept {m.RetainedEnergy:P2}, ||dW - dW'||_F {m.Error:G4}"));
+                Console.WriteLine($"fine-tuned {options.FineTuneSteps} steps at the new rank: eval {Describe(run.Training.Before)} -> {Describe(run.Training.After)}; wrote {run.OutputDirectory}");
             }
-            var sourceParams = compressed.Modules.Sum(m => (long)m.SourceRank * (m.OutFeatures + m.InFeatures));
-            var target = steps > 0 ? Path.Combine(outDir, "compressed") : outDir;
-            compressed.Save(target);
-            Console.WriteLine($"wrote {target}: LORA r={compressed.Config.Rank}" +
-                (compressed.Config.RankPattern.Count > 0 ? $" (rank_pattern for {compressed.Config.RankPattern.Count} modules)" : "") +
-                $", {compressed.Parameters} LoRA parameters (was {sourceParams})");
-            if (steps == 0)
-            {
-                return 0;
-            }
-            var run = flags.Apply(parse, new FineTuneOptions()) with { InitAdapter = target, MaxSteps = steps, Output = outDir, Epochs = 1 };
-            if (run.Model is null)
-            {
-                run = run with { Model = MergeAdaptersCommand.ResolveBaseModel(source) };
-            }
-            var result = FineTuneJob.Run(run, log: Console.WriteLine);
-            Console.WriteLine($"fine-tuned {steps} steps at the new rank: eval {Describe(result.Training.Before)} -> {Describe(result.Training.After)}; wrote {outDir}");
             return 0;
         }));
         return cmd;
+    }
+
+    private static void Report(CompressJobResult r)
+    {
+        foreach (var m in r.Modules)
+        {
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{m.Module}: r {m.SourceRank} -> {m.TargetRank}, energy kept {m.RetainedEnergy:P2}, ||dW - dW'||_F {m.Error:G4}"));
+        }
+        Console.WriteLine($"wrote {r.CompressedDirectory}: LORA r={r.Config.Rank}" +
+            (r.Config.RankPattern.Count > 0 ? $" (rank_pattern for {r.Config.RankPattern.Count} modules)" : "") +
+            $", {r.Parameters} LoRA parameters (the source adapter had {r.SourceParameters} trainable parameters on these modules)");
     }
 
     private static string Describe(PeftSharp.Training.EvaluationResult? r) =>

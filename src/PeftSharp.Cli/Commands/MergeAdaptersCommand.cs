@@ -65,7 +65,7 @@ internal static class MergeAdaptersCommand
                 options.Validate();
                 merge = (p, n) => AdapterMerging.Combine(p, n, w, options);
             }
-            var baseDir = parse.GetValue(baseModel)?.FullName ?? ResolveBaseModel(folders[0].FullName);
+            var baseDir = parse.GetValue(baseModel)?.FullName ?? PeftAdapterFiles.ResolveBaseModel(folders[0].FullName, "--base-model");
             using var model = AutoModel.FromPretrained(baseDir, new ModelLoadOptions { Device = dev });
             var peft = PeftModel.Wrap(model);
             var names = new List<string>();
@@ -127,35 +127,4 @@ internal static class MergeAdaptersCommand
         "frequency" => MajoritySignMethod.Frequency,
         _ => throw new PeftException($"--majority-sign must be total or frequency, got '{text}'"),
     };
-
-    /// <summary>
-    /// The sources' <c>base_model_name_or_path</c> as a folder: absolute as given, else relative to the adapter folder or
-    /// the nearest folder above it where it exists (PEFT fixtures store it relative to their root).
-    /// </summary>
-    internal static string ResolveBaseModel(string adapterDir)
-    {
-        var config = PeftAdapterFiles.ReadConfig(adapterDir);
-        var name = config.BaseModelNameOrPath;
-        if (string.IsNullOrWhiteSpace(name))
-        {
-            throw new PeftException($"{Path.Combine(adapterDir, PeftAdapterFiles.ConfigFileName)} has no base_model_name_or_path; give --base-model DIR");
-        }
-        if (Path.IsPathRooted(name))
-        {
-            return IsModelFolder(name) ? name : throw new PeftException(
-                $"base model '{name}' (base_model_name_or_path of {adapterDir}) is not a model folder (no config.json); give --base-model DIR");
-        }
-        for (var dir = new DirectoryInfo(adapterDir); dir is not null; dir = dir.Parent)
-        {
-            var candidate = Path.GetFullPath(Path.Combine(dir.FullName, name));
-            if (IsModelFolder(candidate))
-            {
-                return candidate;
-            }
-        }
-        throw new PeftException(
-            $"base model '{name}' (base_model_name_or_path of {adapterDir}) was found neither beside the adapter nor in a folder above it; give --base-model DIR");
-    }
-
-    private static bool IsModelFolder(string path) => File.Exists(Path.Combine(path, "config.json"));
 }

@@ -30,7 +30,12 @@ public sealed record CompressionOptions
     }
 }
 
-/// <summary>What compression did to one module: its shape, ranks, singular values and the Frobenius error it left.</summary>
+/// <summary>
+/// What compression did to one module: its shape (ΔW is <c>[OutFeatures, InFeatures]</c>, a Conv2d kernel flattened into
+/// InFeatures), ranks, the singular values of ΔW and the Frobenius error left. <see cref="SourceRank"/> is the LoRA rank r
+/// for a LoRA source, and the numerical rank of ΔW for any other method (singular values above σ₁·max(m, n)·ε of the
+/// layer's dtype, as <c>torch.linalg.matrix_rank</c>).
+/// </summary>
 public sealed record ModuleCompression(string Module, long OutFeatures, long InFeatures, int SourceRank, int TargetRank, IReadOnlyList<double> SingularValues)
 {
     /// <summary>‖ΔW − ΔW'‖_F = √Σ_{i&gt;k} σᵢ² (Eckart–Young).</summary>

@@ -83,14 +83,25 @@ public sealed class FactoredSvd : IDisposable
         {
             throw new PeftException($"FactoredSvd: rank {k} is outside [1, {S.shape[0]}]");
         }
+        using var scope = torch.NewDisposeScope();
+        var (b, a) = BalancedFactors(QB.matmul(CoreU.narrow(1, 0, k)), S.narrow(0, 0, k), QA.matmul(CoreV.narrow(1, 0, k)).t(), newScale);
+        return (b.MoveToOuterDisposeScope(), a.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>
+    /// LoRA factors of <c>U_k diag(σ_k) Vh_k</c> for scale <paramref name="newScale"/>, √σ split evenly:
+    /// <c>B' = U_k·√(σ_k / s')</c> <c>[m, k]</c>, <c>A' = √(σ_k / s')·Vh_k</c> <c>[k, n]</c>. New tensors.
+    /// </summary>
+    internal static (Tensor B, Tensor A) BalancedFactors(Tensor uK, Tensor sigmaK, Tensor vhK, double newScale)
+    {
         if (!(newScale > 0))
         {
             throw new PeftException($"FactoredSvd: the new scale must be > 0, got {newScale}");
         }
         using var scope = torch.NewDisposeScope();
-        var root = (S.narrow(0, 0, k) / newScale).sqrt();
-        var b = QB.matmul(CoreU.narrow(1, 0, k)) * root.unsqueeze(0);
-        var a = root.unsqueeze(1) * QA.matmul(CoreV.narrow(1, 0, k)).t();
+        var root = (sigmaK / newScale).sqrt();
+        var b = uK * root.unsqueeze(0);
+        var a = root.unsqueeze(1) * vhK;
         return (b.MoveToOuterDisposeScope(), a.MoveToOuterDisposeScope());
     }
 

@@ -6,66 +6,52 @@ using static TorchSharp.torch;
 
 namespace PeftSharp.Compression;
 
-/// <summary>A compressed adapter: a PEFT LoRA config and its tensors under PEFT's saved names. Owns its tensors.</summary>
-public sealed class CompressedAdapter : IDisposable
-{
-    private readonly List<KeyValuePair<string, Tensor>> _tensors;
-
-    internal CompressedAdapter(LoraConfig config, List<KeyValuePair<string, Tensor>> tensors, IReadOnlyList<ModuleCompression> modules)
-    {
-        Config = config;
-        _tensors = tensors;
-        Modules = modules;
-    }
-
-    /// <summary>The LoRA config of the result: the source's, with <c>r</c>, <c>lora_alpha</c> and the patterns set for the new ranks at the same scales.</summary>
-    public LoraConfig Config { get; }
-
-    /// <summary>Every tensor of the adapter file, in the source's order (factors replaced, the rest copied: heads, biases).</summary>
-    public IReadOnlyList<KeyValuePair<string, Tensor>> Tensors => _tensors;
-
-    /// <summary>Per module: ranks, singular values, the error left.</summary>
-    public IReadOnlyList<ModuleCompression> Modules { get; }
-
-    /// <summary>Σ kᵢ·(d_in + d_out): the LoRA parameters of the result (heads and biases not counted).</summary>
-    public long Parameters => Modules.Sum(m => m.Parameters);
-
-    /// <summary>Writes the adapter as a PEFT folder (adapter_config.json + adapter_model.safetensors, atomically).</summary>
-    public void Save(string directory, MethodRegistry? registry = null) => PeftAdapterFiles.Save(directory, Config, _tensors, registry);
-
-    public void Dispose()
-    {
-        foreach (var (_, t) in _tensors)
-        {
-            t.Dispose();
-        }
-        _tensors.Clear();
-    }
-}
-
 /// <summary>
-/// Post-hoc LoRA-Squeeze (Vulić et al., arXiv 2602.10993): a trained LoRA adapter at rank r becomes a LoRA adapter at a
-/// lower rank k per module, the best rank-k approximation of each <c>ΔW = s·B·A</c> (Eckart–Young), found by
-/// <see cref="FactoredSvd"/> without forming ΔW. Works on the saved tensors alone (no base model): LoRA on Linear,
-/// GPT-2 Conv1D, Embedding and Conv2d. Each module keeps its scale s = lora_alpha / r (so <c>lora_alpha</c> becomes s·k,
-/// as in-tuning squeezing does; <c>use_rslora</c> is kept), and the new factors split √σ evenly.
+/// Post-hoc LoRA-Squeeze (Vulić et al., arXiv 2602.10993): a trained adapter becomes a PEFT LoRA adapter at a lower rank
+/// k per module, the best rank-k approximation of each module's update ΔW (Eckart–Young). The result is always a plain
+/// LoRA, whatever the source method.
+/// <list type="bullet">
+/// <item>A plain LoRA (no DoRA, no PiSSA/OLoRA init) is read from its saved factors alone, without the base model:
+/// <see cref="FactoredSvd"/> finds the SVD of <c>ΔW = s·B·A</c> without forming ΔW. Each module keeps its scale
+/// s = lora_alpha / r (so <c>lora_alpha</c> becomes s·k, as in-tuning squeezing does; <c>use_rslora</c> is kept).</item>
+/// <item>Any other registered method whose layers give a closed-form update (LoHa, LoKr, VeRA, RandLoRA, MiSS/Bone, Hydra,
+/// LoRA-XS/SB, LoLDU, SALT, TLoRA, GaLore, DoRA's merged update, …) is loaded onto its base model and compressed from the
+/// dense ΔW its merge would add (<see cref="DeltaCompression"/>).</item>
+/// </list>
+/// Linear, GPT-2 Conv1D, Embedding and Conv2d layers; the new factors split √σ evenly.
 /// </summary>
 public static class LoraCompression
 {
-    private static readonly (string Suffix, bool IsA, bool Embedding)[] s_factorKeys =
+    private static readonly (string Suffix, bool IsA)[] s_factorKeys =
     [
-        (".lora_A.weight", true, false),
-        (".lora_B.weight", false, false),
-        (".lora_embedding_A", true, true),
-        (".lora_embedding_B", false, true),
+        ("." + LoraLayer.FactorKeys(BaseLayerKind.Linear).A, true),
+        ("." + LoraLayer.FactorKeys(BaseLayerKind.Linear).B, false),
+        ("." + LoraLayer.FactorKeys(BaseLayerKind.Embedding).A, true),
+        ("." + LoraLayer.FactorKeys(BaseLayerKind.Embedding).B, false),
     ];
 
-    /// <summary>Compresses the adapter folder <paramref name="directory"/> (PEFT format).</summary>
-    public static CompressedAdapter CompressFolder(string directory, CompressionOptions options)
+    /// <summary>
+    /// True when compressing an adapter with this config needs its base model: every method but plain LoRA (DoRA's
+    /// update and PiSSA/OLoRA's residual depend on the base weight; other methods are read through their layers).
+    /// </summary>
+    public static bool NeedsBaseModel(AdapterConfig config) => config is not LoraConfig { UseDora: false, RewritesBaseWeights: false };
+
+    /// <summary>
+    /// Compresses the adapter folder <paramref name="directory"/> (PEFT format). A plain LoRA needs no
+    /// <paramref name="baseModel"/>; any other method needs the plain base model it was trained on (no adapters in it),
+    /// which is left as it was (the adapter is loaded into it, read, and unloaded; a rewritten base weight is restored).
+    /// </summary>
+    public static CompressedAdapter CompressFolder(string directory, CompressionOptions options, nn.Module? baseModel = null)
     {
         options.Validate();
         var config = PeftAdapterFiles.ReadConfig(directory);
-        CheckMethod(config, directory);
+        if (NeedsBaseModel(config))
+        {
+            return baseModel is null
+                ? throw new PeftException(
+                    $"{directory}: {Describe(config)} is compressed from the ΔW of its loaded layers, which needs its base model (CLI: --model DIR, default the adapter's base_model_name_or_path)")
+                : DeltaCompression.CompressFolder(directory, config, options, baseModel);
+        }
         using var file = PeftAdapterFiles.OpenWeights(directory);
         var tensors = file.Entries.Select(e => new KeyValuePair<string, Tensor>(e.Name, file.Read(e.Name))).ToList();
         try
@@ -82,14 +68,20 @@ public static class LoraCompression
     }
 
     /// <summary>
-    /// Compresses an adapter given as its config and saved tensors (<c>base_model.model.&lt;module&gt;.lora_A.weight</c>, …;
-    /// read only). <paramref name="source"/> names the adapter in errors. Errors: a method without LoRA factors (named),
-    /// DoRA, PiSSA/OLoRA inits, a target rank above a module's rank, a budget below rank 1 everywhere.
+    /// Compresses a plain LoRA adapter given as its config and saved tensors (<c>base_model.model.&lt;module&gt;.lora_A.weight</c>,
+    /// …; read only), without the base model. <paramref name="source"/> names the adapter in errors. Errors: another
+    /// method, DoRA or a PiSSA/OLoRA init (use <see cref="CompressFolder"/> with the base model), a target rank above a
+    /// module's rank, a budget below rank 1 everywhere.
     /// </summary>
     public static CompressedAdapter Compress(AdapterConfig config, IReadOnlyList<KeyValuePair<string, Tensor>> tensors, CompressionOptions options, string source = "adapter")
     {
         options.Validate();
-        var lora = CheckMethod(config, source);
+        if (NeedsBaseModel(config))
+        {
+            throw new PeftException(
+                $"{source}: {Describe(config)} has no LoRA factors B·A that alone give its update; compress it from its folder with the base model (LoraCompression.CompressFolder)");
+        }
+        var lora = (LoraConfig)config;
         var modules = FindModules(tensors, source);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
@@ -107,8 +99,15 @@ public static class LoraCompression
                 svds.Add(FactoredSvd.Of(m.B2, m.A2, declared.Scaling));
             }
             var singular = svds.Select(s => s.SingularValues()).ToList();
-            var ranks = TargetRanks(modules, singular, options, source);
-            var newConfig = ConfigFor(lora, modules, ranks);
+            if (options.Rank is int k && options.Budget is null && modules.FirstOrDefault(m => k > m.Rank) is { } low)
+            {
+                throw new PeftException(
+                    $"{source}: --rank {k} exceeds the rank {low.Rank} of '{low.Name}'; compression only lowers the rank (a higher rank would add only zero singular values)");
+            }
+            var ranks = TargetRanks(
+                modules.Select((m, i) => new RankCandidate(m.Name, singular[i], m.B2.shape[0] + m.A2.shape[1], Math.Min(singular[i].Length, options.Rank ?? int.MaxValue))).ToList(),
+                options, source);
+            var newConfig = ConfigFor(lora, [.. modules.Select(m => m.Name)], ranks);
 
             var replaced = new Dictionary<string, Tensor>(StringComparer.Ordinal);
             var report = new List<ModuleCompression>();
@@ -117,12 +116,8 @@ public static class LoraCompression
                 var m = modules[i];
                 var scale = ((LoraConfig)newConfig.ForModule(m.Name)).Scaling;
                 var (b, a) = svds[i].Truncate(ranks[i], scale);
-                var aShape = m.A.shape.ToArray();
-                aShape[0] = ranks[i];
-                var bShape = m.B.shape.ToArray();
-                bShape[1] = ranks[i];
-                replaced[m.KeyA] = a.reshape(aShape).to(m.A.dtype).contiguous();
-                replaced[m.KeyB] = b.reshape(bShape).to(m.B.dtype).contiguous();
+                replaced[m.KeyA] = WithRank(a, m.A, 0, ranks[i]);
+                replaced[m.KeyB] = WithRank(b, m.B, 1, ranks[i]);
                 report.Add(new ModuleCompression(m.Name, m.B2.shape[0], m.A2.shape[1], (int)m.Rank, ranks[i], singular[i]));
             }
             var result = tensors
@@ -132,7 +127,7 @@ public static class LoraCompression
             {
                 t.MoveToOuterDisposeScope();
             }
-            return new CompressedAdapter(newConfig, result, report);
+            return new CompressedAdapter(newConfig, result, report, modules.Sum(m => m.Rank * (m.B2.shape[0] + m.A2.shape[1])));
         }
         finally
         {
@@ -143,25 +138,20 @@ public static class LoraCompression
         }
     }
 
-    private static LoraConfig CheckMethod(AdapterConfig config, string source)
+    // A 2-D factor reshaped like the source factor (Conv2d: A [k, in, kh, kw], B [out, k, 1, 1]) with rank k on axis.
+    private static Tensor WithRank(Tensor factor, Tensor like, int axis, int k)
     {
-        if (config is not LoraConfig lora)
-        {
-            throw new PeftException(
-                $"{source}: a {config.PeftType} adapter has no LoRA factors B·A, so it cannot be squeezed (compression reads lora_A/lora_B; it takes LoRA adapters without DoRA)");
-        }
-        if (lora.UseDora)
-        {
-            throw new PeftException(
-                $"{source}: use_dora is set; DoRA rescales each output row of W + s·B·A by its magnitude, so the update is not the low-rank s·B·A and truncating B·A would change it unpredictably. Compress a plain LoRA adapter.");
-        }
-        if (lora.RewritesBaseWeights)
-        {
-            throw new PeftException(
-                $"{source}: init_lora_weights \"{lora.InitLoraWeights.Method}\" rewrites the base weight from the top-r SVD when the adapter is loaded; a rank-k copy would subtract a different residual. Convert it to a plain LoRA first.");
-        }
-        return lora;
+        var shape = like.shape.ToArray();
+        shape[axis] = k;
+        return factor.reshape(shape).to(like.dtype).contiguous();
     }
+
+    private static string Describe(AdapterConfig config) => config switch
+    {
+        LoraConfig { UseDora: true } => "a LORA adapter with use_dora (DoRA rescales each output row of W + s·B·A)",
+        LoraConfig lora when lora.RewritesBaseWeights => $"a LORA adapter with init_lora_weights \"{lora.InitLoraWeights.Method}\" (its base weight is a residual)",
+        _ => $"a {config.PeftType} adapter",
+    };
 
     /// <summary>A module's factors: A <c>[r, …]</c>, B <c>[out, r, …]</c>, and their 2-D views <c>[r, n]</c>, <c>[m, r]</c>.</summary>
     private sealed record Factors(string Name, string KeyA, string KeyB, Tensor A, Tensor B)
@@ -179,7 +169,7 @@ public static class LoraCompression
         var order = new List<string>();
         foreach (var (key, t) in tensors)
         {
-            foreach (var (suffix, isA, _) in s_factorKeys)
+            foreach (var (suffix, isA) in s_factorKeys)
             {
                 if (!key.EndsWith(suffix, StringComparison.Ordinal))
                 {
@@ -221,33 +211,31 @@ public static class LoraCompression
         return result;
     }
 
-    private static int[] TargetRanks(List<Factors> modules, List<double[]> singular, CompressionOptions options, string source)
+    /// <summary>
+    /// Each module's new rank: <see cref="CompressionOptions.Rank"/> everywhere, or the budget allocation over the candidates
+    /// (each capped at its <see cref="RankCandidate.MaxRank"/>). A rank above a module's number of singular values
+    /// (min(out, in), and r for LoRA factors) is an error naming the module.
+    /// </summary>
+    internal static int[] TargetRanks(IReadOnlyList<RankCandidate> candidates, CompressionOptions options, string source)
     {
         if (options.Budget is long budget)
         {
-            var candidates = modules.Select((m, i) => new RankCandidate(
-                m.Name, singular[i], m.B2.shape[0] + m.A2.shape[1], Math.Min(singular[i].Length, options.Rank ?? int.MaxValue))).ToList();
             return RankAllocation.Allocate(candidates, budget);
         }
         var k = options.Rank!.Value;
-        for (var i = 0; i < modules.Count; i++)
+        if (candidates.FirstOrDefault(c => k > c.SingularValues.Count) is { } small)
         {
-            if (k > modules[i].Rank)
-            {
-                throw new PeftException(
-                    $"{source}: --rank {k} exceeds the rank {modules[i].Rank} of '{modules[i].Name}'; compression only lowers the rank (a higher rank would add only zero singular values)");
-            }
-            if (k > singular[i].Length)
-            {
-                throw new PeftException($"{source}: --rank {k} exceeds min(out, in) = {singular[i].Length} of '{modules[i].Name}'");
-            }
+            throw new PeftException($"{source}: --rank {k} exceeds min(out, in) = {small.SingularValues.Count} of '{small.Module}'");
         }
-        return [.. modules.Select(_ => k)];
+        return [.. candidates.Select(_ => k)];
     }
 
-    // r = the most common new rank (ties: the larger), the others in rank_pattern by full module name. Each module keeps
-    // its scale s: α' = s·k (s·√k with rsLoRA), in alpha_pattern where it differs from the top-level α'.
-    private static LoraConfig ConfigFor(LoraConfig source, List<Factors> modules, int[] ranks)
+    /// <summary>
+    /// The compressed adapter's config: r = the most common new rank (ties: the larger), the others in rank_pattern by full
+    /// module name. Each module keeps its scale s in <paramref name="source"/>: α' = s·k (s·√k with rsLoRA), in alpha_pattern
+    /// where it differs from the top-level α'.
+    /// </summary>
+    internal static LoraConfig ConfigFor(LoraConfig source, IReadOnlyList<string> modules, int[] ranks)
     {
         var common = ranks.GroupBy(r => r).OrderByDescending(g => g.Count()).ThenByDescending(g => g.Key).First().Key;
         var alpha = AlphaAt(source, common);
@@ -257,12 +245,12 @@ public static class LoraCompression
         {
             if (ranks[i] != common)
             {
-                rankPattern[modules[i].Name] = ranks[i];
+                rankPattern[modules[i]] = ranks[i];
             }
-            var moduleAlpha = AlphaAt((LoraConfig)source.ForModule(modules[i].Name), ranks[i]);
+            var moduleAlpha = AlphaAt((LoraConfig)source.ForModule(modules[i]), ranks[i]);
             if (moduleAlpha != alpha)
             {
-                alphaPattern[modules[i].Name] = moduleAlpha;
+                alphaPattern[modules[i]] = moduleAlpha;
             }
         }
         return source with { Rank = common, Alpha = alpha, RankPattern = rankPattern, AlphaPattern = alphaPattern };

@@ -146,6 +146,12 @@ public abstract partial class AdapterLayer : nn.Module<Tensor, Tensor>
     /// <summary>Closed-form ΔW of one adapter in <c>[out, in]</c> layout (Embedding: <c>[dim, vocab]</c>), or null if the method has none.</summary>
     public abstract Tensor? DeltaWeight(string adapterName);
 
+    /// <summary>
+    /// The change merging makes to the base bias <c>[out]</c>, or null when the merge leaves the bias alone (every method
+    /// but Hydra). Together with <see cref="DeltaWeight"/> it describes the whole merge of an additive method.
+    /// </summary>
+    public virtual Tensor? DeltaBias(string adapterName) => null;
+
     protected abstract void CreateAdapter(string adapterName, AdapterConfig config);
 
     protected abstract void RemoveAdapter(string adapterName);

@@ -88,15 +88,18 @@ public sealed class BaseLayer
     /// The weight in <c>[out, in]</c> layout (the layout ΔW is given in): Conv1D and Embedding weights are transposed
     /// (Embedding becomes <c>[dim, vocab]</c>, as PEFT treats it as fan_in_fan_out). A view; no copy.
     /// </summary>
-    public Tensor OutInWeight() => FanInFanOut || Kind == BaseLayerKind.Embedding ? Weight.t() : Weight;
+    public Tensor OutInWeight() => ToOutIn(Weight);
+
+    /// <summary>A tensor stored in this layer's weight layout, viewed in <c>[out, in]</c> layout (see <see cref="OutInWeight"/>).</summary>
+    public Tensor ToOutIn(Tensor stored) => FanInFanOut || Kind == BaseLayerKind.Embedding ? stored.t() : stored;
 
     /// <summary>Overwrites the weight with <paramref name="outIn"/> given in <c>[out, in]</c> layout.</summary>
     public void SetFromOutIn(Tensor outIn)
     {
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var w = FanInFanOut || Kind == BaseLayerKind.Embedding ? outIn.t() : outIn;
-        Weight.copy_(w.to(Weight.dtype));
+        // The layout change is a transpose or nothing, so it is its own inverse.
+        Weight.copy_(ToOutIn(outIn).to(Weight.dtype));
     }
 
     /// <summary>Adds <paramref name="deltaWeight"/> (in <c>[out, in]</c> layout for Linear-like layers) to the weight in place.</summary>
@@ -104,7 +107,6 @@ public sealed class BaseLayer
     {
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        var delta = FanInFanOut || Kind == BaseLayerKind.Embedding ? deltaWeight.t() : deltaWeight;
-        Weight.add_(delta.to(Weight.dtype), alpha: sign);
+        Weight.add_(ToOutIn(deltaWeight).to(Weight.dtype), alpha: sign);
     }
 }

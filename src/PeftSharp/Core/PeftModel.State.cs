@@ -29,26 +29,20 @@ public sealed partial class PeftModel
             }
             foreach (var (key, t) in layer.AdapterTensors(adapterName))
             {
-                if (key.StartsWith(SharedKeyPrefix, StringComparison.Ordinal))
+                var saved = SavedKey(name, key);
+                if (result.TryGetValue(saved, out var existing) && !ReferenceEquals(existing, t))
                 {
-                    if (result.TryGetValue(key, out var existing) && !ReferenceEquals(existing, t))
-                    {
-                        throw new PeftException($"shared adapter tensor '{key}' differs between layers (layer '{name}')");
-                    }
-                    result[key] = t;
+                    throw new PeftException($"shared adapter tensor '{key}' differs between layers (layer '{name}')");
                 }
-                else
-                {
-                    result[NamePrefix + name + "." + key] = t;
-                }
+                result[saved] = t;
             }
             if (saveEmbeddings && layer.Base.Kind == BaseLayerKind.Embedding)
             {
-                result[NamePrefix + name + ".base_layer.weight"] = layer.Base.Weight;
+                result[SavedKey(name, BaseWeightKey)] = layer.Base.Weight;
             }
             if (BiasMode(adapterName) == "lora_only" && layer.Base.Bias is { } bias)
             {
-                result[NamePrefix + name + ".base_layer.bias"] = bias;
+                result[SavedKey(name, BaseBiasKey)] = bias;
             }
         }
         foreach (var (name, wrapper) in SavedModules())
@@ -74,8 +68,21 @@ public sealed partial class PeftModel
         return result;
     }
 
+    /// <summary>A layer's base bias saved with the adapter (LoRA's <c>bias: lora_only</c>), relative to the layer.</summary>
+    public const string BaseBiasKey = "base_layer.bias";
+
+    private const string BaseWeightKey = "base_layer.weight";
+
+    /// <summary>
+    /// The saved name of tensor <paramref name="key"/> of the adapter layer <paramref name="layerName"/> (a key of
+    /// <see cref="AdapterLayer.AdapterTensors"/>): <c>base_model.model.&lt;layer&gt;.&lt;key&gt;</c>, or the key itself for a
+    /// tensor shared model-wide (<c>base_model.vera_A</c>).
+    /// </summary>
+    public static string SavedKey(string layerName, string key) =>
+        key.StartsWith(SharedKeyPrefix, StringComparison.Ordinal) ? key : NamePrefix + layerName + "." + key;
+
     /// <summary>Keys that may be absent from a PEFT file (PEFT only writes an embedding's base weight in some versions/modes).</summary>
-    internal static bool IsOptionalKey(string key) => key.EndsWith(".base_layer.weight", StringComparison.Ordinal);
+    internal static bool IsOptionalKey(string key) => key.EndsWith("." + BaseWeightKey, StringComparison.Ordinal);
 
     /// <summary>
     /// The config as it is saved: all-linear resolved to the adapted module names, as PEFT writes it, then passed through

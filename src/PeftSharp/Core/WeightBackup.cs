@@ -22,6 +22,9 @@ internal sealed class WeightBackup : IDisposable
         return b;
     }
 
+    /// <summary>The saved copy of <paramref name="weight"/> (in its stored layout), or null when it was not saved.</summary>
+    public Tensor? CopyOf(Parameter weight) => _saved.FirstOrDefault(s => ReferenceEquals(s.Target, weight)).Copy;
+
     public void Restore()
     {
         using var _ = torch.no_grad();

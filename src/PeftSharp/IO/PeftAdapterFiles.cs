@@ -65,6 +65,37 @@ public static class PeftAdapterFiles
         return (type, obj);
     }
 
+    /// <summary>
+    /// The adapter's <c>base_model_name_or_path</c> as a model folder: absolute as given, else relative to the adapter folder
+    /// or the nearest folder above it where it exists (PEFT fixtures store it relative to their root). Errors end with
+    /// <paramref name="flag"/>, the CLI option that names the base model instead.
+    /// </summary>
+    public static string ResolveBaseModel(string adapterDir, string flag)
+    {
+        var name = ReadConfig(adapterDir).BaseModelNameOrPath;
+        if (string.IsNullOrWhiteSpace(name))
+        {
+            throw new PeftException($"{Path.Combine(adapterDir, ConfigFileName)} has no base_model_name_or_path; give {flag} DIR");
+        }
+        if (Path.IsPathRooted(name))
+        {
+            return IsModelFolder(name) ? name : throw new PeftException(
+                $"base model '{name}' (base_model_name_or_path of {adapterDir}) is not a model folder (no config.json); give {flag} DIR");
+        }
+        for (var dir = new DirectoryInfo(adapterDir); dir is not null; dir = dir.Parent)
+        {
+            var candidate = Path.GetFullPath(Path.Combine(dir.FullName, name));
+            if (IsModelFolder(candidate))
+            {
+                return candidate;
+            }
+        }
+        throw new PeftException(
+            $"base model '{name}' (base_model_name_or_path of {adapterDir}) was found neither beside the adapter nor in a folder above it; give {flag} DIR");
+    }
+
+    private static bool IsModelFolder(string path) => File.Exists(Path.Combine(path, "config.json"));
+
     private static string ConfigPath(string directory)
     {
         var path = Path.Combine(directory, ConfigFileName);

@@ -80,9 +80,9 @@ public sealed class CombinedAdapter : IDisposable
         foreach (var (name, layer) in layers)
         {
             var tensors = layer.AdapterTensors(adapterName);
-            var embedding = layer.Base.Kind == BaseLayerKind.Embedding;
+            var (keyA, keyB) = LoraLayer.FactorKeys(layer.Base.Kind);
             var f = _factors[name];
-            foreach (var (key, value) in new[] { (embedding ? "lora_embedding_A" : "lora_A.weight", f.A), (embedding ? "lora_embedding_B" : "lora_B.weight", f.B) })
+            foreach (var (key, value) in new[] { (keyA, f.A), (keyB, f.B) })
             {
                 var target = tensors.TryGetValue(key, out var t) ? t : throw new ModelMismatchException($"'{name}' has no tensor '{key}' for adapter '{adapterName}'");
                 if (!target.shape.SequenceEqual(value.shape))

@@ -16,9 +16,8 @@ internal static class FactorCombination
     public static LoraFactors Factors(LoraLayer layer, string adapter)
     {
         var t = layer.AdapterTensors(adapter);
-        return layer.Base.Kind == BaseLayerKind.Embedding
-            ? new LoraFactors(t["lora_embedding_A"], t["lora_embedding_B"])
-            : new LoraFactors(t["lora_A.weight"], t["lora_B.weight"]);
+        var (a, b) = LoraLayer.FactorKeys(layer.Base.Kind);
+        return new LoraFactors(t[a], t[b]);
     }
 
     /// <summary>A' = [w₁s₁A₁; w₂s₂A₂; …], B' = [B₁ B₂ …], zero-padded to <paramref name="rank"/> as PEFT writes them into a rank-Σr slot.</summary>

@@ -124,21 +124,8 @@ internal sealed class MergePlan
             };
             return keepVariantKeys ? c : c with { UseDora = false, UseRsLora = false };
         }
-        var first = Configs[0];
-        return new LoraConfig
-        {
-            Rank = rank,
-            Alpha = rank,
-            TargetModules = Targets,
-            RankPattern = pattern,
-            ExcludeModules = first.ExcludeModules,
-            LayersToTransform = first.LayersToTransform,
-            LayersPattern = first.LayersPattern,
-            ModulesToSave = first.ModulesToSave,
-            BaseModelNameOrPath = first.BaseModelNameOrPath,
-            Revision = first.Revision,
-            TaskType = first.TaskType,
-        };
+        // Configs are as saved (inference_mode true); the merged adapter is created trainable, as PEFT's copy is.
+        return LoraConfig.WithSharedKeysOf(Configs[0]) with { Rank = rank, Alpha = rank, TargetModules = Targets, RankPattern = pattern, InferenceMode = false };
     }
 
     private static TargetModules MergedTargets(IReadOnlyList<AdapterConfig> configs, IReadOnlyList<string> adapters)

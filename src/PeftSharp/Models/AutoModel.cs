@@ -64,6 +64,37 @@ public static class AutoModel
         return model;
     }
 
+    /// <summary>
+    /// The load options for a base model that adapter <paramref name="adapterDir"/> will be loaded into: a SEQ_CLS adapter
+    /// trained on a bare encoder or LM (e.g. <c>peft train</c> on MiniLM) carries its head in modules_to_save, so the
+    /// matching *ForSequenceClassification class is loaded with the head's number of labels; otherwise the defaults.
+    /// </summary>
+    public static ModelLoadOptions OptionsForAdapter(string modelDir, string adapterDir, torch.Device device)
+    {
+        var options = new ModelLoadOptions { Device = device };
+        var config = PeftAdapterFiles.ReadConfigJson(adapterDir).Json;
+        if (config["task_type"]?.GetValue<string>() != "SEQ_CLS")
+        {
+            return options;
+        }
+        var model = ModelConfig.Load(Path.Combine(modelDir, "config.json"));
+        if (model.Architectures.Any(a => a.EndsWith("ForSequenceClassification", StringComparison.Ordinal)))
+        {
+            return options;
+        }
+        using var weights = PeftAdapterFiles.OpenWeights(adapterDir);
+        var head = weights.Entries.FirstOrDefault(e => e.Name is "base_model.model.classifier.weight" or "base_model.model.score.weight")
+            ?? throw new PeftException($"{adapterDir}: a SEQ_CLS adapter for a model without a classification head must hold the head (classifier or score) in modules_to_save");
+        var architecture = model.ModelType switch
+        {
+            "bert" => "BertForSequenceClassification",
+            "gpt2" => "GPT2ForSequenceClassification",
+            "qwen2" => "Qwen2ForSequenceClassification",
+            _ => "LlamaForSequenceClassification",
+        };
+        return options with { Architecture = architecture, NumLabels = (int)head.Shape[0], AllowNewHead = true };
+    }
+
     /// <summary>Builds a model with initial (random) weights from a config, in eval mode; for tests and benchmarks.</summary>
     public static PretrainedModel FromConfig(ModelConfig config, ModelLoadOptions? options = null)
     {

@@ -61,32 +61,71 @@ public sealed class CompressFixtureTests : IDisposable
         Assert.InRange(LogitsDiff(caseId, outDir), 0, Case(caseId)["tolerance"]?.GetValue<double>() ?? 1e-4);
     }
 
-    [Fact]
-    public void Cli_writes_a_peft_lora_folder_at_the_target_rank()
+    [Theory]
+    [InlineData("llama-loha-qv")]
+    [InlineData("llama-lokr-qv")]
+    [InlineData("llama-vera-qv")]
+    [InlineData("llama-randlora-qv")]
+    [InlineData("llama-miss-qv")]
+    [InlineData("llama-miss-bat-qv")]
+    [InlineData("llama-bone-qv")]
+    [InlineData("llama-bone-bat-qv")]
+    [InlineData("llama-dora-qv")]
+    [InlineData("llama-lora-init-pissa")]
+    [InlineData("llama-lora-init-olora")]
+    [InlineData("toy-conv-dora")] // DoRA on Embedding, Conv2d and Linear
+    public void Another_method_compressed_at_its_numerical_rank_reproduces_PEFT_logits(string caseId)
     {
-        var outDir = Path.Combine(_tmp, "cli");
-        var r = CliRunner.Run("compress", AdapterOf("llama-lora-qv"), "--rank", "2", "--out", outDir);
-        Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("r 8 -> 2", r.Stdout);
-        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, PeftAdapterFiles.ConfigFileName)))!;
-        Assert.Equal("LORA", json["peft_type"]!.GetValue<string>());
-        Assert.Equal(2, json["r"]!.GetValue<int>());
-        using var file = PeftAdapterFiles.OpenWeights(outDir);
-        Assert.All(file.Entries.Where(e => e.Name.EndsWith("lora_A.weight", StringComparison.Ordinal)), e => Assert.Equal(2, e.Shape[0]));
-        // Truncation moves the logits, but they stay finite and the folder loads on the PEFT base.
-        Assert.True(double.IsFinite(LogitsDiff("llama-lora-qv", outDir)));
+        var source = AdapterOf(caseId);
+        var baseEntry = ModelFixtures.Manifest["bases"]![Case(caseId)["base"]!.GetValue<string>()]!.AsObject();
+        using nn.Module model = baseEntry["kind"]!.GetValue<string>() == "torch-module" ? ToyConvNet.FromFixture() : PeftFixtureParityTests.LoadBase(baseEntry);
+        using var compressed = LoraCompression.CompressFolder(source, new CompressionOptions { Budget = long.MaxValue / 4 }, model);
+        var outDir = Path.Combine(_tmp, caseId);
+        compressed.Save(outDir);
+        Assert.Equal("LORA", PeftAdapterFiles.ReadConfigJson(outDir).PeftType);
+        Assert.InRange(LogitsDiff(caseId, outDir), 0, Case(caseId)["tolerance"]?.GetValue<double>() ?? 1e-4);
     }
 
     [Theory]
-    [InlineData("llama-loha-qv", "LOHA", "--rank", "2")]
+    [InlineData("llama-lora-qv", 2, "r 8 -> 2")] // from the factors alone
+    [InlineData("llama-loha-qv", 3, "-> 3")] // on the base model its config names
+    public void Cli_writes_a_peft_lora_folder_at_the_target_rank(string caseId, int rank, string reported)
+    {
+        var outDir = Path.Combine(_tmp, "cli-" + caseId);
+        var r = CliRunner.Run("compress", AdapterOf(caseId), "--rank", rank.ToString(System.Globalization.CultureInfo.InvariantCulture), "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Contains(reported, r.Stdout);
+        var json = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, PeftAdapterFiles.ConfigFileName)))!;
+        Assert.Equal("LORA", json["peft_type"]!.GetValue<string>());
+        Assert.Equal(rank, json["r"]!.GetValue<int>());
+        using var file = PeftAdapterFiles.OpenWeights(outDir);
+        // q and v in both layers of the fixture llama, and nothing of the source method's own tensors.
+        Assert.Equal(4, file.Entries.Count(e => e.Name.EndsWith("lora_A.weight", StringComparison.Ordinal) && e.Shape[0] == rank));
+        Assert.All(file.Entries, e => Assert.Matches(@"\.lora_[AB]\.weight$", e.Name));
+        // Truncation moves the logits, but they stay finite and the folder loads on the PEFT base.
+        Assert.True(double.IsFinite(LogitsDiff(caseId, outDir)));
+    }
+
+    [Theory]
     [InlineData("llama-lora-qv", "--rank 99", "--rank", "99")]
-    [InlineData("llama-dora-qv", "use_dora", "--rank", "2")]
+    [InlineData("llama-loha-qv", "--rank 99", "--rank", "99")]
     [InlineData("llama-lora-qv", "--budget", "--budget", "10")]
     public void Cli_errors_are_one_line_with_exit_code_1(string caseId, string expected, string flag, string value)
     {
         var r = CliRunner.Run("compress", AdapterOf(caseId), flag, value, "--out", Path.Combine(_tmp, "bad"));
         Assert.Equal(1, r.ExitCode);
         Assert.Contains(expected, r.Stderr);
+        Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(Path.Combine(_tmp, "bad")));
+    }
+
+    [Fact]
+    public void Cli_error_for_a_base_model_that_does_not_load_is_one_line()
+    {
+        var missing = Path.Combine(_tmp, "no-such-model");
+        var r = CliRunner.Run("compress", AdapterOf("llama-dora-qv"), "--rank", "2", "--model", missing, "--out", Path.Combine(_tmp, "bad"));
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains(missing, r.Stderr);
         Assert.Single(r.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.False(Directory.Exists(Path.Combine(_tmp, "bad")));
     }

@@ -11,43 +11,15 @@ namespace PeftSharp.Tests.Compression;
 
 public class LoraCompressionTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("peftsharp-compress-").FullName;
+    private readonly ToySources _sources = new();
 
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose() => _sources.Dispose();
 
     private static readonly TargetModules s_targets = TargetModules.Of("q_proj", "v_proj", "proj");
 
-    // A trained-looking LoRA adapter (random A and B) on NestedNet, saved; returns the base weights and the model.
-    private (Dictionary<string, Tensor> BaseState, PeftModel Peft, string Folder) SavedAdapter(AdapterConfig config, int seed = 1)
-    {
-        torch.manual_seed(seed);
-        var net = new NestedNet();
-        var baseState = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
-        var peft = PeftModel.Create(net, config);
-        using (torch.no_grad())
-        {
-            foreach (var p in peft.TrainableParameters())
-            {
-                p.copy_(torch.randn_like(p) * 0.5);
-            }
-        }
-        var folder = Path.Combine(_dir, "source");
-        PeftAdapterFiles.Save(peft, folder);
-        return (baseState, peft, folder);
-    }
+    private (Dictionary<string, Tensor> BaseState, PeftModel Peft, string Folder) SavedAdapter(AdapterConfig config) => _sources.Save(config);
 
-    private static PeftModel Load(Dictionary<string, Tensor> baseState, string folder)
-    {
-        var fresh = new NestedNet();
-        using (torch.no_grad())
-        {
-            foreach (var (n, p) in fresh.named_parameters())
-            {
-                p.copy_(baseState[n]);
-            }
-        }
-        return PeftAdapterFiles.FromPretrained(fresh, folder);
-    }
+    private static PeftModel Load(Dictionary<string, Tensor> baseState, string folder) => ToySources.Load(baseState, folder);
 
     private static Tensor DenseTruncation(Tensor delta, int k)
     {
@@ -60,7 +32,7 @@ public class LoraCompressionTests : IDisposable
     {
         var (baseState, source, folder) = SavedAdapter(new LoraConfig { Rank = 4, Alpha = 8, TargetModules = s_targets, ModulesToSave = ["lm_head"] });
         using var compressed = LoraCompression.CompressFolder(folder, new CompressionOptions { Rank = 2 });
-        var outDir = Path.Combine(_dir, "out");
+        var outDir = Path.Combine(_sources.Root, "out");
         compressed.Save(outDir);
 
         var config = Assert.IsType<LoraConfig>(PeftAdapterFiles.ReadConfig(outDir));
@@ -95,7 +67,7 @@ public class LoraCompressionTests : IDisposable
     {
         var (baseState, source, folder) = SavedAdapter(new LoraConfig { Rank = 3, Alpha = 5, UseRsLora = true, TargetModules = s_targets });
         using var compressed = LoraCompression.CompressFolder(folder, new CompressionOptions { Rank = 3 });
-        var outDir = Path.Combine(_dir, "same");
+        var outDir = Path.Combine(_sources.Root, "same");
         compressed.Save(outDir);
         var loaded = Load(baseState, outDir);
         foreach (var (name, layer) in loaded.AdapterLayers())
@@ -113,7 +85,7 @@ public class LoraCompressionTests : IDisposable
         using var compressed = LoraCompression.CompressFolder(folder, new CompressionOptions { Budget = 70 });
         Assert.True(compressed.Parameters <= 70);
         Assert.Equal(6, compressed.Modules.Sum(m => m.TargetRank));
-        var outDir = Path.Combine(_dir, "budget");
+        var outDir = Path.Combine(_sources.Root, "budget");
         compressed.Save(outDir);
         var config = Assert.IsType<LoraConfig>(PeftAdapterFiles.ReadConfig(outDir));
         Assert.Equal(1, config.Rank);
@@ -141,19 +113,21 @@ public class LoraCompressionTests : IDisposable
     }
 
     [Fact]
-    public void A_method_without_lora_factors_is_named_in_the_error()
+    public void Another_method_without_its_base_model_is_an_error_naming_the_method()
     {
         var (_, _, folder) = SavedAdapter(new LoHaConfig { Rank = 2, Alpha = 2, TargetModules = s_targets });
         var e = Assert.Throws<PeftException>(() => LoraCompression.CompressFolder(folder, new CompressionOptions { Rank = 1 }));
         Assert.Contains("LOHA", e.Message);
+        Assert.Contains("base model", e.Message);
     }
 
     [Fact]
-    public void Dora_is_refused()
+    public void Dora_without_its_base_model_is_an_error_naming_use_dora()
     {
         var (_, _, folder) = SavedAdapter(new LoraConfig { Rank = 2, UseDora = true, TargetModules = s_targets });
         var e = Assert.Throws<PeftException>(() => LoraCompression.CompressFolder(folder, new CompressionOptions { Rank = 1 }));
         Assert.Contains("use_dora", e.Message);
+        Assert.Contains("base model", e.Message);
     }
 
     [Fact]

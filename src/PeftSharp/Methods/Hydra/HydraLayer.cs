@@ -113,6 +113,20 @@ public sealed class HydraLayer : AdapterLayer
     }
 
     /// <summary>
+    /// The bias part of the merge, <c>s·(B_s·A_s·b + B_p·d_p + u_p + B_s·d_s + u_s)</c> <c>[out]</c> (b the base bias, 0 when
+    /// there is none); null when the merge leaves the bias alone (no base bias and no branch biases).
+    /// </summary>
+    public override Tensor? DeltaBias(string adapterName)
+    {
+        var bias = Base.Bias;
+        if (bias is null && !_configs[adapterName].BranchBias)
+        {
+            return null;
+        }
+        return BiasChange(adapterName, Factors(adapterName, Base.DType), bias?.detach());
+    }
+
+    /// <summary>
     /// <c>W' = W + s·(B_p·A_p + B_s·A_s·W)</c> and <c>b' = b + s·(B_s·A_s·b + B_p·d_p + u_p + B_s·d_s + u_s)</c>, as the
     /// official <c>reparameterize</c> (with the layer's own W: trap 1 of the reference). Computed in float64.
     /// </summary>
@@ -133,9 +147,19 @@ public sealed class HydraLayer : AdapterLayer
         if (bias is not null)
         {
             var b = bias.detach().to(ScalarType.Float64);
-            var merged = b + seq.matmul(b) + BranchBiasTerm(adapterName, f) * c.Scale;
-            bias.copy_(merged.to(bias.dtype));
+            bias.copy_((b + BiasChange(adapterName, f, b)).to(bias.dtype));
         }
+    }
+
+    // s·(B_s·A_s·b + branch bias term), in the factors' dtype; b null reads as 0.
+    private Tensor BiasChange(string adapterName, (Tensor Ap, Tensor Bp, Tensor As, Tensor Bs) f, Tensor? b)
+    {
+        var term = BranchBiasTerm(adapterName, f);
+        if (b is not null)
+        {
+            term = term + f.Bs.matmul(f.As.matmul(b.to(f.Bs.dtype)));
+        }
+        return term * _configs[adapterName].Scale;
     }
 
     /// <summary>

@@ -71,6 +71,24 @@ public sealed record LoraConfig : AdapterConfig
     [JsonIgnore]
     public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
+    /// <summary>
+    /// A LoRA config with PEFT's defaults and the keys every method shares taken from <paramref name="source"/>
+    /// (target_modules, exclude_modules, layers_to_transform, layers_pattern, modules_to_save, base_model_name_or_path,
+    /// revision, task_type, inference_mode): the start of any tool that turns another method's adapter into a LoRA.
+    /// </summary>
+    public static LoraConfig WithSharedKeysOf(AdapterConfig source) => new()
+    {
+        TargetModules = source.TargetModules,
+        ExcludeModules = source.ExcludeModules,
+        LayersToTransform = source.LayersToTransform,
+        LayersPattern = source.LayersPattern,
+        ModulesToSave = source.ModulesToSave,
+        BaseModelNameOrPath = source.BaseModelNameOrPath,
+        Revision = source.Revision,
+        TaskType = source.TaskType,
+        InferenceMode = source.InferenceMode,
+    };
+
     public override AdapterConfig ForModule(string qualifiedName)
     {
         var rank = PatternKeys.Find(RankPattern, qualifiedName);

@@ -221,21 +221,18 @@ public sealed partial class LoraLayer : AdapterLayer
 
     public override IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName)
     {
-        if (Base.Kind == BaseLayerKind.Embedding)
-        {
-            return WithVariant(adapterName, new Dictionary<string, Tensor>
-            {
-                ["lora_embedding_A"] = _embeddingA[adapterName],
-                ["lora_embedding_B"] = _embeddingB[adapterName],
-            });
-        }
-        var tensors = new Dictionary<string, Tensor>
-        {
-            ["lora_A.weight"] = WeightOf(_loraA[adapterName]),
-            ["lora_B.weight"] = WeightOf(_loraB[adapterName]),
-        };
-        return WithVariant(adapterName, tensors);
+        var (keyA, keyB) = FactorKeys(Base.Kind);
+        return WithVariant(adapterName, Base.Kind == BaseLayerKind.Embedding
+            ? new Dictionary<string, Tensor> { [keyA] = _embeddingA[adapterName], [keyB] = _embeddingB[adapterName] }
+            : new Dictionary<string, Tensor> { [keyA] = WeightOf(_loraA[adapterName]), [keyB] = WeightOf(_loraB[adapterName]) });
     }
+
+    /// <summary>
+    /// PEFT's names of the A and B factors on a layer of this kind, relative to the layer: <c>lora_A.weight</c> /
+    /// <c>lora_B.weight</c>, or <c>lora_embedding_A</c> / <c>lora_embedding_B</c> on an Embedding.
+    /// </summary>
+    public static (string A, string B) FactorKeys(BaseLayerKind kind) =>
+        kind == BaseLayerKind.Embedding ? ("lora_embedding_A", "lora_embedding_B") : ("lora_A.weight", "lora_B.weight");
 
     private Dictionary<string, Tensor> WithVariant(string adapterName, Dictionary<string, Tensor> tensors)
     {

@@ -78,7 +78,7 @@ public sealed record LoraSqueezeConfig : AdapterConfig
     public double AlphaAt(int rank) => rank == Rank ? Alpha : UseRsLora ? Scaling * Math.Sqrt(rank) : Scaling * rank;
 
     /// <summary>The plain LoRA config of this adapter at <paramref name="rank"/> (what is saved).</summary>
-    public LoraConfig AsLora(int rank, IReadOnlyDictionary<string, int>? rankPattern = null) => new()
+    public LoraConfig AsLora(int rank, IReadOnlyDictionary<string, int>? rankPattern = null) => LoraConfig.WithSharedKeysOf(this) with
     {
         Rank = rank,
         Alpha = AlphaAt(rank),
@@ -88,15 +88,6 @@ public sealed record LoraSqueezeConfig : AdapterConfig
         Bias = Bias,
         RankPattern = rankPattern ?? new Dictionary<string, int>(),
         AlphaPattern = rankPattern?.ToDictionary(kv => kv.Key, kv => AlphaAt(kv.Value)) ?? new Dictionary<string, double>(),
-        TargetModules = TargetModules,
-        ExcludeModules = ExcludeModules,
-        LayersToTransform = LayersToTransform,
-        LayersPattern = LayersPattern,
-        ModulesToSave = ModulesToSave,
-        BaseModelNameOrPath = BaseModelNameOrPath,
-        Revision = Revision,
-        TaskType = TaskType,
-        InferenceMode = InferenceMode,
     };
 
     public override void Validate()

@@ -90,21 +90,13 @@ public static class SoraPruning
         }
         var maxRank = Math.Max(1, ranks.Values.Max());
         var pattern = ranks.Where(kv => Math.Max(1, kv.Value) != maxRank).ToDictionary(kv => kv.Key, kv => Math.Max(1, kv.Value));
-        var lora = new LoraConfig
+        var lora = LoraConfig.WithSharedKeysOf(config) with
         {
             Rank = maxRank,
             Alpha = maxRank,
             RankPattern = pattern,
             AlphaPattern = pattern.ToDictionary(kv => kv.Key, kv => (double)kv.Value),
             Dropout = config.Dropout,
-            TargetModules = config.TargetModules,
-            ExcludeModules = config.ExcludeModules,
-            LayersToTransform = config.LayersToTransform,
-            LayersPattern = config.LayersPattern,
-            ModulesToSave = config.ModulesToSave,
-            BaseModelNameOrPath = config.BaseModelNameOrPath,
-            Revision = config.Revision,
-            TaskType = config.TaskType,
             InferenceMode = true,
         };
         return new SoraPruned(lora, tensors, ranks) { ZeroShare = total == 0 ? 0 : (double)zeros / total };
