@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using PeftSharp.Core;
+using PeftSharp.Methods.Lora;
 
 namespace PeftSharp.Tests.Methods.Lora;
 
@@ -55,5 +56,16 @@ public class LoraKeysConfigJsonTests
         var text = MethodRegistry.Default.SerializeConfig(config);
         // Indentation is the serializer options' (one setting); the pin is on keys, order and values.
         Assert.Equal(expected, JsonNode.Parse(text)!.ToJsonString());
+    }
+
+    [Theory]
+    [InlineData("LORA")]
+    [InlineData("SORA")]
+    [InlineData("CP_LORA")]
+    public void An_infinite_lora_alpha_is_rejected_naming_the_key(string peftType)
+    {
+        var json = "{\"peft_type\": \"" + peftType + "\", \"target_modules\": [\"q_proj\"], \"lora_alpha\": 1e999}";
+        var e = Assert.Throws<ConfigException>(() => MethodRegistry.Default.ParseConfig(json, "adapter_config.json"));
+        Assert.StartsWith("adapter_config.json: lora_alpha must be finite, got ", e.Message);
     }
 }
