@@ -70,7 +70,7 @@ public sealed class DyLoraLayer : LoraFactorsLayer, IRankTruncatable
     {
         var c = (DyLoraConfig)config;
         // true: A Kaiming-uniform, B = 0; false: both Kaiming-uniform. The stored scale is the full rank's, α/r.
-        AddFactors(adapterName, c.Rank, c.ScalingAt(c.Rank), c.Dropout, c.InitLoraWeights ? InitLoraWeights.Default : InitLoraWeights.Random);
+        AddFactors(adapterName, c.Rank, c.ScalingAt(c.Rank), c.Dropout, InitLoraWeights.FromFlag(c.InitLoraWeights));
         _configs[adapterName] = c;
     }
 

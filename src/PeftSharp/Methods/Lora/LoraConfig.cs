@@ -115,6 +115,9 @@ public sealed record InitLoraWeights(bool? Flag, string? Method)
 
     public static InitLoraWeights PissaWithNiter(int k) => new(null, "pissa_niter_" + k);
 
+    /// <summary>The value of a method whose <c>init_lora_weights</c> is a plain bool (SoRA, DyLoRA, the conv-kernel LoRAs).</summary>
+    public static InitLoraWeights FromFlag(bool flag) => flag ? Default : Random;
+
     /// <summary>Subspace iterations for a randomized PiSSA SVD, or null for the exact SVD.</summary>
     [JsonIgnore]
     public int? PissaNiter => Method is not null && Method.StartsWith("pissa_niter_", StringComparison.Ordinal)

@@ -32,7 +32,7 @@ public sealed class SoraLayer : LoraFactorsLayer
     {
         var c = (SoraConfig)config;
         // true: A Kaiming-uniform, B = 0; false: B Kaiming-uniform too (PEFT's init_lora_weights=False).
-        AddFactors(adapterName, c.Rank, c.Scaling, c.Dropout, c.InitLoraWeights ? InitLoraWeights.Default : InitLoraWeights.Random);
+        AddFactors(adapterName, c.Rank, c.Scaling, c.Dropout, InitLoraWeights.FromFlag(c.InitLoraWeights));
         // The official gate is torch.randn(1, r): mixed signs, so thresholding has something to zero from the start.
         _gate.Set(adapterName, new Parameter(torch.randn(1, c.Rank, dtype: Base.DType, device: Base.Device)));
         _configs[adapterName] = c;
