@@ -57,11 +57,6 @@ public class LlamaForSequenceClassification : PretrainedModel
     {
         using var scope = torch.NewDisposeScope();
         var ids = input.InputIds;
-        InputChecks.Ids(_architecture, input.InputIds, TypedConfig.VocabSize, "input_ids", "vocab_size");
-        if (input.PositionIds is not null)
-        {
-            InputChecks.Positions(_architecture, input.PositionIds, input.InputIds);
-        }
         var hidden = model.call(input);
         var index = Pooling.LastTokenIndex(ids, TypedConfig.PadTokenId, _architecture);
         var pooled = hidden.gather(1, index.view(-1, 1, 1).expand(hidden.shape[0], 1, hidden.shape[2])).squeeze(1);
