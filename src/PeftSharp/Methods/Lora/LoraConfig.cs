@@ -84,13 +84,7 @@ public sealed record LoraConfig : RsLoraKeysConfig
         {
             throw new ConfigException($"bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
         }
-        foreach (var (key, r) in RankPattern)
-        {
-            if (r <= 0)
-            {
-                throw new ConfigException($"rank_pattern[\"{key}\"] must be > 0, got {r}");
-            }
-        }
+        PatternKeys.ValidateRanks(RankPattern);
         if (LoraBias)
         {
             throw new ConfigException("lora_bias: a bias on lora_B is not supported yet in PeftSharp");
