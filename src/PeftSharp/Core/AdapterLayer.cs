@@ -191,21 +191,25 @@ public sealed class AdapterModuleDict : nn.Module
 
     public void Set(string name, nn.Module<Tensor, Tensor> module)
     {
-        if (_internal_submodules.ContainsKey(name))
-        {
-            _internal_submodules[name].Dispose();
-            _internal_submodules.Remove(name);
-        }
+        Remove(name);
         register_module(name, module);
     }
 
-    public void Remove(string name)
+    /// <summary>Unregisters and disposes the entry (a deleted adapter).</summary>
+    public void Remove(string name) => Take(name)?.Dispose();
+
+    /// <summary>
+    /// Unregisters the entry and returns it alive; the caller owns it. DiffoRA's discretisation needs this: the optimizer
+    /// may still hold the parameters of a dropped candidate (a resumed run cannot remove them from it).
+    /// </summary>
+    public nn.Module? Take(string name)
     {
-        if (_internal_submodules.TryGetValue(name, out var m))
+        if (!_internal_submodules.TryGetValue(name, out var m))
         {
-            _internal_submodules.Remove(name);
-            m.Dispose();
+            return null;
         }
+        _internal_submodules.Remove(name);
+        return m;
     }
 }
 
@@ -225,12 +229,16 @@ public sealed class AdapterParameterDict : nn.Module
         register_parameter(name, parameter);
     }
 
-    public void Remove(string name)
+    public void Remove(string name) => Take(name)?.Dispose();
+
+    /// <summary>Unregisters the entry and returns it alive (see <see cref="AdapterModuleDict.Take"/>).</summary>
+    public Parameter? Take(string name)
     {
-        if (_internal_params.TryGetValue(name, out var p))
+        if (!_internal_params.TryGetValue(name, out var p))
         {
-            _internal_params.Remove(name);
-            p.Dispose();
+            return null;
         }
+        _internal_params.Remove(name);
+        return p;
     }
 }

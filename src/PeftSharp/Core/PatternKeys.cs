@@ -20,4 +20,16 @@ public static class PatternKeys
         }
         return null;
     }
+
+    /// <summary>Rejects a <c>rank_pattern</c> entry that is not a positive rank, naming its key.</summary>
+    public static void ValidateRanks(IReadOnlyDictionary<string, int> rankPattern)
+    {
+        foreach (var (key, r) in rankPattern)
+        {
+            if (r <= 0)
+            {
+                throw new ConfigException($"rank_pattern[\"{key}\"] must be > 0, got {r}");
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 using PeftSharp.Core;
 using PeftSharp.Methods.ConvKernel;
+using PeftSharp.Methods.Lora;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -38,18 +39,7 @@ public sealed class ConvLoraLayer : KernelAdapterLayer
         var groups = BaseConv?.groups ?? 1;
         var a = NewFactor(r * K, Base.InFeatures * K);
         var b = NewFactor(Base.OutFeatures / groups * K, r * K);
-        using (torch.no_grad())
-        {
-            nn.init.kaiming_uniform_(a, Math.Sqrt(5));
-            if (config.InitLoraWeights)
-            {
-                nn.init.zeros_(b);
-            }
-            else
-            {
-                nn.init.kaiming_uniform_(b, Math.Sqrt(5));
-            }
-        }
+        LoraInit.Standard(a, b, InitLoraWeights.FromFlag(config.InitLoraWeights), r);
         _loraA.Set(adapterName, a);
         _loraB.Set(adapterName, b);
     }

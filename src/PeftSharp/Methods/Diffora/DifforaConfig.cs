@@ -6,13 +6,13 @@ namespace PeftSharp.Methods.Diffora;
 
 /// <summary>
 /// DiffoRA (Jiang, Wang, Yuan, arXiv 2502.08905): not every candidate module gets a LoRA. Each candidate carries a LoRA
-/// (<c>r</c>, <c>lora_alpha</c>, …, as <see cref="LoraConfig"/>) and one architecture logit ω; during the search the
+/// (<c>r</c>, <c>lora_alpha</c>, <c>lora_dropout</c>, <c>use_rslora</c> from <see cref="RsLoraKeysConfig"/>) and one architecture logit ω; during the search the
 /// layer computes the continuous relaxation <c>y = γ·(W x + s·B A x) + (1 − γ)·W x</c>, <c>γ = sigmoid(ω)</c>. After
 /// <see cref="SearchSteps"/> optimizer steps the differential adaptation matrix is discretised: the top modules by γ keep
 /// their LoRA (with the weights learned in the search: weight sharing), the others lose it, and the adapter becomes a
 /// plain LoRA. PEFT has no DiffoRA; the keys below are PeftSharp's (the LoRA keys are PEFT's).
 /// </summary>
-public sealed record DifforaConfig : AdapterConfig
+public sealed record DifforaConfig : RsLoraKeysConfig
 {
     /// <summary>PeftSharp's type string while the search runs; after discretisation the adapter is saved as <c>LORA</c>.</summary>
     public const string Type = "DIFFORA";
@@ -25,22 +25,6 @@ public sealed record DifforaConfig : AdapterConfig
 
     [JsonIgnore]
     public override string PeftType => Type;
-
-    /// <summary>LoRA rank r of every candidate (default 8, as PEFT's LoRA).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>LoRA scale numerator α (default 8).</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 8;
-
-    /// <summary>Dropout on the LoRA input (default 0).</summary>
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; }
-
-    /// <summary>Scale by α/√r instead of α/r.</summary>
-    [JsonPropertyName("use_rslora")]
-    public bool UseRsLora { get; init; }
 
     /// <summary>LoRA init: <c>true</c> (A Kaiming-uniform, B = 0), <c>false</c> or <c>"gaussian"</c>; residual inits are refused.</summary>
     [JsonPropertyName("init_lora_weights")]
@@ -70,25 +54,9 @@ public sealed record DifforaConfig : AdapterConfig
     [JsonPropertyName("gate_init")]
     public double GateInit { get; init; }
 
-    /// <summary>The scale s applied to B·A.</summary>
-    [JsonIgnore]
-    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
-
     public override void Validate()
     {
         base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (Alpha <= 0 || double.IsNaN(Alpha))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
         if (InitLoraWeights.Method is not (null or "gaussian"))
         {
             throw new ConfigException($"init_lora_weights must be true, false or \"gaussian\" for DiffoRA, got \"{InitLoraWeights.Method}\"");

@@ -63,7 +63,7 @@ public sealed class DifforaSearch : ICheckpointedHooks
         var candidates = Layers().Select(l => new DifforaCandidate(l.Name, l.Layer.GateValue(_adapterName), l.Layer.LoraParameterCount(_adapterName))).ToList();
         var selection = DifforaSelection.TopK(candidates, _config.SelectionRatio, _config.BudgetUnit);
         var dropped = Layers().Where(l => !selection.Selected.Contains(l.Name))
-            .SelectMany(l => new[] { l.Layer.LoraA(_adapterName), l.Layer.LoraB(_adapterName) })
+            .SelectMany(l => new[] { l.Layer.A(_adapterName), l.Layer.B(_adapterName) })
             .Concat(Layers().Select(l => l.Layer.Gate(_adapterName)))
             .ToList();
         var changes = ConvertToLora(selection);
@@ -86,7 +86,7 @@ public sealed class DifforaSearch : ICheckpointedHooks
         using var noGrad = torch.no_grad();
         var layers = Layers().ToList();
         var kept = layers.Where(l => selection.Selected.Contains(l.Name))
-            .ToDictionary(l => l.Name, l => (A: l.Layer.LoraA(_adapterName), B: l.Layer.LoraB(_adapterName)));
+            .ToDictionary(l => l.Name, l => (A: l.Layer.A(_adapterName), B: l.Layer.B(_adapterName)));
         var heads = _model.SavedModules().Where(w => w.Wrapper.Has(_adapterName))
             .ToDictionary(w => w.Name, w => w.Wrapper.AdapterTensors(_adapterName).ToDictionary(t => t.Key, t => (Old: t.Value, Value: t.Value.detach().clone())));
         // Keep the searched factors alive past DeleteAdapter: they are the weights the kept modules share.

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using PeftSharp.Core;
+using PeftSharp.Methods.Lora;
 
 namespace PeftSharp.Methods.DyLora;
 
@@ -10,25 +11,19 @@ namespace PeftSharp.Methods.DyLora;
 /// gradients. At inference any b can be chosen (<see cref="IRankTruncatable"/>, <c>peft eval --rank</c>). PEFT has no
 /// DyLoRA: the type string is PeftSharp's; keys follow PEFT's LoraConfig where they mean the same.
 /// </summary>
-public sealed record DyLoraConfig : AdapterConfig
+public sealed record DyLoraConfig : LoraKeysConfig
 {
     /// <summary>PeftSharp's type string (not in PEFT).</summary>
     public const string Type = "DYLORA";
 
+    /// <summary>
+    /// A DyLoRA config with the official scripts' defaults: maximum rank r = 8, α = 16 (at rank b the scale is α/b; PEFT's
+    /// LoRA default is 8), dropout 0.
+    /// </summary>
+    public DyLoraConfig() => Alpha = 16;
+
     [JsonIgnore]
     public override string PeftType => Type;
-
-    /// <summary>Maximum rank r (PEFT-like key <c>r</c>; default 8, the official scripts' value).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>Scale numerator α; at rank b the scale is α/b (official scripts: 16).</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 16;
-
-    /// <summary>Dropout on the adapter input (default 0).</summary>
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; }
 
     /// <summary>
     /// true (default, the official training mode): rows/columns below b are detached, so only component b is updated by the
@@ -43,21 +38,4 @@ public sealed record DyLoraConfig : AdapterConfig
 
     /// <summary>The scale at rank <paramref name="b"/>: α/b (A and B each times √(r/b) on top of α/r).</summary>
     public double ScalingAt(int b) => Alpha / b;
-
-    public override void Validate()
-    {
-        base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (!(Alpha > 0))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
-    }
 }

@@ -1,43 +1,30 @@
 using PeftSharp.Core;
+using PeftSharp.Methods.Lora;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace PeftSharp.Methods.DyLora;
 
 /// <summary>
-/// DyLoRA on a Linear or GPT-2 Conv1D layer, with LoRA's names (<c>lora_A.&lt;adapter&gt;.weight</c> <c>[r, in]</c>,
-/// <c>lora_B.&lt;adapter&gt;.weight</c> <c>[out, r]</c>). Forward at rank b: <c>base(x) + (α/b)·B[:, :b]·A[:b, :]·dropout(x)</c>.
-/// In training mode b is the rank the hooks sampled for the step (the full rank if none was set); otherwise it is the
-/// evaluation rank (<see cref="IRankTruncatable"/>, default r). A merge uses the evaluation rank and remembers it, so an
-/// unmerge removes exactly what was added (trap 3); changing the rank of a merged adapter is refused.
+/// DyLoRA on a Linear or GPT-2 Conv1D layer, with LoRA's factors and names (<see cref="LoraFactorsLayer"/>:
+/// <c>lora_A.&lt;adapter&gt;.weight</c> <c>[r, in]</c>, <c>lora_B.&lt;adapter&gt;.weight</c> <c>[out, r]</c>). Forward at
+/// rank b: <c>base(x) + (α/b)·B[:, :b]·A[:b, :]·dropout(x)</c>. In training mode b is the rank the hooks sampled for the
+/// step (the full rank if none was set); otherwise it is the evaluation rank (<see cref="IRankTruncatable"/>, default r).
+/// A merge uses the evaluation rank and remembers it, so an unmerge removes exactly what was added (trap 3); changing the
+/// rank of a merged adapter is refused.
 /// </summary>
-public sealed class DyLoraLayer : AdapterLayer, IRankTruncatable
+public sealed class DyLoraLayer : LoraFactorsLayer, IRankTruncatable
 {
-    private readonly AdapterModuleDict _loraA = new();
-    private readonly AdapterModuleDict _loraB = new();
-    private readonly AdapterModuleDict _dropout = new();
     private readonly Dictionary<string, DyLoraConfig> _configs = [];
     private readonly Dictionary<string, int> _trainingRank = [];
     private readonly Dictionary<string, int> _evaluationRank = [];
     private readonly Dictionary<string, int> _mergedRank = [];
 
-    public DyLoraLayer(BaseLayer baseLayer) : base(nameof(DyLoraLayer), baseLayer)
-    {
-        register_module("lora_dropout", _dropout);
-        register_module("lora_A", _loraA);
-        register_module("lora_B", _loraB);
-    }
+    public DyLoraLayer(BaseLayer baseLayer) : base(nameof(DyLoraLayer), baseLayer) { }
 
     public override string PeftType => DyLoraConfig.Type;
 
     public DyLoraConfig ConfigOf(string adapterName) => _configs[adapterName];
-
-    /// <summary>A: <c>[r, in]</c>.</summary>
-    public Parameter A(string adapterName) => ((Linear)_loraA[adapterName]).weight!;
-
-    /// <summary>B: <c>[out, r]</c>.</summary>
-    public Parameter B(string adapterName) => ((Linear)_loraB[adapterName]).weight!;
 
     public int MaxRank(string adapterName) => _configs[adapterName].Rank;
 
@@ -82,31 +69,14 @@ public sealed class DyLoraLayer : AdapterLayer, IRankTruncatable
     protected override void CreateAdapter(string adapterName, AdapterConfig config)
     {
         var c = (DyLoraConfig)config;
-        var a = nn.Linear(Base.InFeatures, c.Rank, hasBias: false, device: Base.Device, dtype: Base.DType);
-        var b = nn.Linear(c.Rank, Base.OutFeatures, hasBias: false, device: Base.Device, dtype: Base.DType);
-        using (torch.no_grad())
-        {
-            nn.init.kaiming_uniform_(a.weight!, Math.Sqrt(5));
-            if (c.InitLoraWeights)
-            {
-                nn.init.zeros_(b.weight!);
-            }
-            else
-            {
-                nn.init.kaiming_uniform_(b.weight!, Math.Sqrt(5));
-            }
-        }
-        _loraA.Set(adapterName, a);
-        _loraB.Set(adapterName, b);
-        _dropout.Set(adapterName, c.Dropout > 0 ? nn.Dropout(c.Dropout) : nn.Identity());
+        // true: A Kaiming-uniform, B = 0; false: both Kaiming-uniform. The stored scale is the full rank's, α/r.
+        AddFactors(adapterName, c.Rank, c.ScalingAt(c.Rank), c.Dropout, InitLoraWeights.FromFlag(c.InitLoraWeights));
         _configs[adapterName] = c;
     }
 
     protected override void RemoveAdapter(string adapterName)
     {
-        _loraA.Remove(adapterName);
-        _loraB.Remove(adapterName);
-        _dropout.Remove(adapterName);
+        base.RemoveAdapter(adapterName);
         _configs.Remove(adapterName);
         _trainingRank.Remove(adapterName);
         _evaluationRank.Remove(adapterName);
@@ -117,11 +87,7 @@ public sealed class DyLoraLayer : AdapterLayer, IRankTruncatable
     {
         var c = _configs[adapterName];
         var b = ActiveRank(adapterName);
-        var input = x.dtype == Base.DType ? x : x.to(Base.DType);
-        if (c.Dropout > 0)
-        {
-            input = _dropout[adapterName].call(input);
-        }
+        var input = AdapterInput(adapterName, x);
         var (a, bw) = Factors(adapterName, b, detachPrefix: training && c.FrozenPrefix);
         var branch = nn.functional.linear(nn.functional.linear(input, a), bw);
         return result + branch * c.ScalingAt(b);
@@ -163,10 +129,4 @@ public sealed class DyLoraLayer : AdapterLayer, IRankTruncatable
         Base.AddToWeight(DeltaAt(adapterName, _mergedRank[adapterName]), -1.0);
         _mergedRank.Remove(adapterName);
     }
-
-    public override IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName) => new Dictionary<string, Tensor>
-    {
-        ["lora_A.weight"] = A(adapterName),
-        ["lora_B.weight"] = B(adapterName),
-    };
 }

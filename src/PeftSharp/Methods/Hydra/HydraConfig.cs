@@ -1,4 +1,3 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using PeftSharp.Core;
 
@@ -84,32 +83,5 @@ public enum HydraInit
     Random,
 }
 
-internal sealed class HydraInitConverter : JsonConverter<HydraInit>
-{
-    public override HydraInit Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.TokenType switch
-    {
-        JsonTokenType.True => HydraInit.Kaiming,
-        JsonTokenType.False => HydraInit.Random,
-        JsonTokenType.String when reader.GetString() == "xavier" => HydraInit.Xavier,
-        JsonTokenType.String => throw new JsonException($"init_weights must be true, false or \"xavier\", got \"{reader.GetString()}\""),
-        _ => throw new JsonException($"init_weights must be true, false or \"xavier\", got {reader.TokenType}"),
-    };
-
-    public override void Write(Utf8JsonWriter writer, HydraInit value, JsonSerializerOptions options)
-    {
-        switch (value)
-        {
-            case HydraInit.Kaiming:
-                writer.WriteBooleanValue(true);
-                break;
-            case HydraInit.Random:
-                writer.WriteBooleanValue(false);
-                break;
-            case HydraInit.Xavier:
-                writer.WriteStringValue("xavier");
-                break;
-            default:
-                throw new JsonException($"unknown init_weights value {value}");
-        }
-    }
-}
+internal sealed class HydraInitConverter()
+    : BoolOrNameConverter<HydraInit>("init_weights", HydraInit.Kaiming, HydraInit.Random, ("xavier", HydraInit.Xavier));

@@ -1,5 +1,5 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
+using PeftSharp.Core;
 using PeftSharp.Methods.Lycoris;
 
 namespace PeftSharp.Methods.LoKr;
@@ -66,27 +66,5 @@ public enum LoKrInit
     Lycoris,
 }
 
-internal sealed class LoKrInitConverter : JsonConverter<LoKrInit>
-{
-    public override LoKrInit Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.TokenType switch
-    {
-        JsonTokenType.True => LoKrInit.Default,
-        JsonTokenType.False => LoKrInit.Random,
-        JsonTokenType.String when reader.GetString() == "lycoris" => LoKrInit.Lycoris,
-        JsonTokenType.String => throw new JsonException($"init_weights must be true, false or \"lycoris\", got \"{reader.GetString()}\""),
-        _ => throw new JsonException($"init_weights must be true, false or \"lycoris\", got {reader.TokenType}"),
-    };
-
-    public override void Write(Utf8JsonWriter writer, LoKrInit value, JsonSerializerOptions options)
-    {
-        switch (value)
-        {
-            case LoKrInit.Lycoris:
-                writer.WriteStringValue("lycoris");
-                break;
-            default:
-                writer.WriteBooleanValue(value == LoKrInit.Default);
-                break;
-        }
-    }
-}
+internal sealed class LoKrInitConverter()
+    : BoolOrNameConverter<LoKrInit>("init_weights", LoKrInit.Default, LoKrInit.Random, ("lycoris", LoKrInit.Lycoris));

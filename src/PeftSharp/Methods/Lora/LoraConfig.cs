@@ -7,9 +7,10 @@ namespace PeftSharp.Methods.Lora;
 
 /// <summary>
 /// LoRA (Hu et al., arXiv 2106.09685): <c>y = W x + s · B A dropout(x)</c>, <c>s = lora_alpha / r</c>
-/// (<c>lora_alpha / √r</c> with rsLoRA, arXiv 2312.03732). Keys and defaults are PEFT's <c>LoraConfig</c>.
+/// (<c>lora_alpha / √r</c> with rsLoRA, arXiv 2312.03732). Keys and defaults are PEFT's <c>LoraConfig</c>; <c>r</c>,
+/// <c>lora_alpha</c>, <c>lora_dropout</c> and <c>use_rslora</c> are declared in <see cref="RsLoraKeysConfig"/>.
 /// </summary>
-public sealed record LoraConfig : AdapterConfig
+public sealed record LoraConfig : RsLoraKeysConfig
 {
     /// <summary>PEFT type string written to adapter_config.json.</summary>
     public const string Type = "LORA";
@@ -20,25 +21,9 @@ public sealed record LoraConfig : AdapterConfig
     /// <summary>PiSSA and OLoRA rewrite the base weight into a residual when an adapter is created.</summary>
     public override bool RewritesBaseWeights => InitLoraWeights.IsPissa || InitLoraWeights.Method == "olora";
 
-    /// <summary>Rank r (PEFT default 8).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>Scale numerator α (PEFT default 8).</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 8;
-
-    /// <summary>Dropout probability on the adapter input only (PEFT default 0).</summary>
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; }
-
     /// <summary>Which biases train: <c>none</c>, <c>all</c> or <c>lora_only</c> (PEFT default none).</summary>
     [JsonPropertyName("bias")]
     public string Bias { get; init; } = "none";
-
-    /// <summary>Scale by α/√r instead of α/r.</summary>
-    [JsonPropertyName("use_rslora")]
-    public bool UseRsLora { get; init; }
 
     /// <summary>DoRA (PEFT stores it as LoRA with this flag).</summary>
     [JsonPropertyName("use_dora")]
@@ -67,10 +52,6 @@ public sealed record LoraConfig : AdapterConfig
     [JsonPropertyName("alpha_pattern")]
     public IReadOnlyDictionary<string, double> AlphaPattern { get; init; } = new Dictionary<string, double>();
 
-    /// <summary>The scale s applied to B·A.</summary>
-    [JsonIgnore]
-    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
-
     /// <summary>
     /// A LoRA config with PEFT's defaults and the keys every method shares taken from <paramref name="source"/>
     /// (target_modules, exclude_modules, layers_to_transform, layers_pattern, modules_to_save, base_model_name_or_path,
@@ -96,33 +77,14 @@ public sealed record LoraConfig : AdapterConfig
         return rank is null && alpha is null ? this : this with { Rank = rank ?? Rank, Alpha = alpha ?? Alpha };
     }
 
-
     public override void Validate()
     {
         base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (Alpha <= 0 || double.IsNaN(Alpha))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
         if (Bias is not ("none" or "all" or "lora_only"))
         {
             throw new ConfigException($"bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
         }
-        foreach (var (key, r) in RankPattern)
-        {
-            if (r <= 0)
-            {
-                throw new ConfigException($"rank_pattern[\"{key}\"] must be > 0, got {r}");
-            }
-        }
+        PatternKeys.ValidateRanks(RankPattern);
         if (LoraBias)
         {
             throw new ConfigException("lora_bias: a bias on lora_B is not supported yet in PeftSharp");
@@ -146,6 +108,9 @@ public sealed record InitLoraWeights(bool? Flag, string? Method)
     public static InitLoraWeights Olora { get; } = new(null, "olora");
 
     public static InitLoraWeights PissaWithNiter(int k) => new(null, "pissa_niter_" + k);
+
+    /// <summary>The value of a method whose <c>init_lora_weights</c> is a plain bool (SoRA, DyLoRA, the conv-kernel LoRAs).</summary>
+    public static InitLoraWeights FromFlag(bool flag) => flag ? Default : Random;
 
     /// <summary>Subspace iterations for a randomized PiSSA SVD, or null for the exact SVD.</summary>
     [JsonIgnore]

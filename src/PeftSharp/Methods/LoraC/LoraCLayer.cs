@@ -1,5 +1,6 @@
 using PeftSharp.Core;
 using PeftSharp.Methods.ConvKernel;
+using PeftSharp.Methods.Lora;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -49,19 +50,8 @@ public sealed class LoraCLayer : KernelAdapterLayer
             var lb = nn.Linear(r, Base.OutFeatures, hasBias: false, device: Base.Device, dtype: Base.DType);
             (a, b, wa, wb) = (la, lb, la.weight!, lb.weight!);
         }
-        using (torch.no_grad())
-        {
-            // PEFT's LoRA init: A Kaiming-uniform (a = √5, fan_in = C_in·k_h·k_w), B = 0; false leaves B random too.
-            nn.init.kaiming_uniform_(wa, Math.Sqrt(5));
-            if (config.InitLoraWeights)
-            {
-                nn.init.zeros_(wb);
-            }
-            else
-            {
-                nn.init.kaiming_uniform_(wb, Math.Sqrt(5));
-            }
-        }
+        // PEFT's LoRA init: A Kaiming-uniform (a = √5, fan_in = C_in·k_h·k_w), B = 0; false leaves B random too.
+        LoraInit.Standard(wa, wb, InitLoraWeights.FromFlag(config.InitLoraWeights), r);
         _loraA.Set(adapterName, a);
         _loraB.Set(adapterName, b);
     }

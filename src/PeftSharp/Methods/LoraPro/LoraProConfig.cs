@@ -10,31 +10,17 @@ namespace PeftSharp.Methods.LoraPro;
 /// full-weight gradient and maps the step back onto A and B. PEFT has no LoRA-Pro, so <c>peft_type</c> is PeftSharp's
 /// <c>LORA_PRO</c>; the LoRA keys keep PEFT's names and defaults, and the tensors are saved as <c>lora_A.weight</c> /
 /// <c>lora_B.weight</c>, so the file is a PEFT LoRA adapter once <c>peft_type</c> reads <c>LORA</c>.
+/// The LoRA keys (<see cref="RsLoraKeysConfig"/>) keep PEFT's defaults; the official LoRA-Pro scripts use α = 16 with r = 8
+/// and no dropout. With dropout the LoRA gradients no longer come from one full-weight gradient, so the adjustment is
+/// then an approximation. The adjustment uses the config's s (the official optimizer hard-codes 16/8).
 /// </summary>
-public sealed record LoraProConfig : AdapterConfig
+public sealed record LoraProConfig : RsLoraKeysConfig
 {
     /// <summary>PEFT-style type string written to adapter_config.json.</summary>
     public const string Type = "LORA_PRO";
 
     [JsonIgnore]
     public override string PeftType => Type;
-
-    /// <summary>Rank r (PEFT's LoRA default 8).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>Scale numerator α (PEFT's default 8; the official LoRA-Pro scripts use 16 with r = 8).</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 8;
-
-    /// <summary>Dropout on the adapter input (default 0, as the official scripts). With dropout the LoRA gradients no longer
-    /// come from one full-weight gradient, so the adjustment is then an approximation.</summary>
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; }
-
-    /// <summary>Scale by α/√r instead of α/r. The adjustment uses this s (the official optimizer hard-codes 16/8).</summary>
-    [JsonPropertyName("use_rslora")]
-    public bool UseRsLora { get; init; }
 
     /// <summary><c>true</c> (A Kaiming-uniform, B = 0) or <c>"gaussian"</c> (A ~ N(0, 1/r²), B = 0); LoRA-Pro needs B = 0 at init.</summary>
     [JsonPropertyName("init_lora_weights")]
@@ -52,25 +38,9 @@ public sealed record LoraProConfig : AdapterConfig
     [JsonPropertyName("adam_eps")]
     public double AdamEps { get; init; } = 1e-8;
 
-    /// <summary>The scale s applied to B·A.</summary>
-    [JsonIgnore]
-    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
-
     public override void Validate()
     {
         base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (Alpha <= 0 || !double.IsFinite(Alpha))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
         if (InitLoraWeights != InitLoraWeights.Default && InitLoraWeights != InitLoraWeights.Gaussian)
         {
             throw new ConfigException($"init_lora_weights must be true or \"gaussian\" (LoRA-Pro starts from B = 0), got {(object?)InitLoraWeights.Method ?? InitLoraWeights.Flag}");

@@ -4,16 +4,16 @@ using PeftSharp.Methods.Lora;
 namespace PeftSharp.Methods.LoraPro;
 
 /// <summary>
-/// A LoRA-Pro adapter on a Linear or GPT-2 Conv1D layer: LoRA's forward and tensors (<see cref="TrainingRuleLoraLayer"/>);
+/// A LoRA-Pro adapter on a Linear or GPT-2 Conv1D layer: LoRA's forward and tensors (<see cref="LoraFactorsLayer"/>);
 /// what differs is the optimizer the trainer gets from <see cref="LoraProMethod"/>.
 /// </summary>
-public sealed class LoraProLayer(BaseLayer baseLayer) : TrainingRuleLoraLayer(nameof(LoraProLayer), baseLayer)
+public sealed class LoraProLayer(BaseLayer baseLayer) : LoraFactorsLayer(nameof(LoraProLayer), baseLayer)
 {
     public override string PeftType => LoraProConfig.Type;
 
     protected override void CreateAdapter(string adapterName, AdapterConfig config)
     {
         var c = (LoraProConfig)config;
-        AddFactors(adapterName, c.Rank, c.Scaling, c.Dropout, gaussian: c.InitLoraWeights == InitLoraWeights.Gaussian);
+        AddFactors(adapterName, c.Rank, c.Scaling, c.Dropout, c.InitLoraWeights);
     }
 }

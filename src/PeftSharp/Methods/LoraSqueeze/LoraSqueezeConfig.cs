@@ -10,30 +10,17 @@ namespace PeftSharp.Methods.LoraSqueeze;
 /// rank of a geometric schedule r → … → target_r by the truncated SVD of its ΔW (computed from the factors). The scale
 /// s = lora_alpha / r (√r with rsLoRA) stays constant, so the function changes only by the truncated tail. Not a PEFT
 /// type: <c>LORA_SQUEEZE</c> exists only in memory; the adapter is saved as a plain PEFT LoRA at its current rank
-/// (r = target_r once the schedule has run, lora_alpha = s·r).
+/// (r = target_r once the schedule has run, lora_alpha = s·r). <c>r</c> and <c>lora_alpha</c>
+/// (<see cref="RsLoraKeysConfig"/>) are the source rank and its α; <see cref="LoraKeysConfig.Scaling"/> is the constant
+/// scale kept at every rank.
 /// </summary>
-public sealed record LoraSqueezeConfig : AdapterConfig
+public sealed record LoraSqueezeConfig : RsLoraKeysConfig
 {
     /// <summary>The in-memory type (PeftSharp only; files say <c>LORA</c>).</summary>
     public const string Type = "LORA_SQUEEZE";
 
     [JsonIgnore]
     public override string PeftType => Type;
-
-    /// <summary>Source rank r the adapter starts at (default 8).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>α at the source rank (default 8); the scale α/r is kept through every squeeze.</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 8;
-
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; }
-
-    /// <summary>Scale α/√r instead of α/r.</summary>
-    [JsonPropertyName("use_rslora")]
-    public bool UseRsLora { get; init; }
 
     [JsonPropertyName("fan_in_fan_out")]
     public bool FanInFanOut { get; init; }
@@ -53,10 +40,6 @@ public sealed record LoraSqueezeConfig : AdapterConfig
     /// </summary>
     [JsonPropertyName("squeeze_steps")]
     public IReadOnlyList<long> SqueezeSteps { get; init; } = [100, 200];
-
-    /// <summary>The constant scale s applied to B·A at every rank.</summary>
-    [JsonIgnore]
-    public double Scaling => UseRsLora ? Alpha / Math.Sqrt(Rank) : Alpha / Rank;
 
     /// <summary>The rank after stage <paramref name="stage"/> (0 = the source rank r, K = target_r).</summary>
     public int RankAfterStage(int stage)
@@ -93,18 +76,6 @@ public sealed record LoraSqueezeConfig : AdapterConfig
     public override void Validate()
     {
         base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (Alpha <= 0 || double.IsNaN(Alpha))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
         if (Bias != "none")
         {
             throw new ConfigException($"bias must be \"none\" for lora_squeeze, got \"{Bias}\"");

@@ -81,13 +81,7 @@ public abstract record LycorisConfig : AdapterConfig
         {
             throw new ConfigException($"module_dropout must be in [0, 1], got {ModuleDropout}");
         }
-        foreach (var (key, r) in RankPattern)
-        {
-            if (r <= 0)
-            {
-                throw new ConfigException($"rank_pattern[\"{key}\"] must be > 0, got {r}");
-            }
-        }
+        PatternKeys.ValidateRanks(RankPattern);
         foreach (var (key, a) in AlphaPattern)
         {
             if (!double.IsFinite(a))

@@ -1,5 +1,5 @@
-using System.Text.Json;
 using System.Text.Json.Serialization;
+using PeftSharp.Core;
 
 namespace PeftSharp.Methods.Miss;
 
@@ -24,39 +24,5 @@ public enum ShardInit
 }
 
 /// <summary>Reads and writes <see cref="ShardInit"/> as PEFT's bool-or-string value.</summary>
-internal sealed class ShardInitConverter : JsonConverter<ShardInit>
-{
-    public override ShardInit Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => reader.TokenType switch
-    {
-        JsonTokenType.True => ShardInit.Balance,
-        JsonTokenType.False => ShardInit.Random,
-        JsonTokenType.String => reader.GetString() switch
-        {
-            "bat" => ShardInit.Bat,
-            "mini" => ShardInit.Mini,
-            var s => throw new JsonException($"init_weights must be true, false, \"bat\" or \"mini\", got \"{s}\""),
-        },
-        _ => throw new JsonException($"init_weights must be true, false, \"bat\" or \"mini\", got {reader.TokenType}"),
-    };
-
-    public override void Write(Utf8JsonWriter writer, ShardInit value, JsonSerializerOptions options)
-    {
-        switch (value)
-        {
-            case ShardInit.Balance:
-                writer.WriteBooleanValue(true);
-                break;
-            case ShardInit.Random:
-                writer.WriteBooleanValue(false);
-                break;
-            case ShardInit.Bat:
-                writer.WriteStringValue("bat");
-                break;
-            case ShardInit.Mini:
-                writer.WriteStringValue("mini");
-                break;
-            default:
-                throw new JsonException($"unknown init_weights value {value}");
-        }
-    }
-}
+internal sealed class ShardInitConverter()
+    : BoolOrNameConverter<ShardInit>("init_weights", ShardInit.Balance, ShardInit.Random, ("bat", ShardInit.Bat), ("mini", ShardInit.Mini));

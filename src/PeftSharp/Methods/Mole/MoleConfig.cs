@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using System.Text.RegularExpressions;
 using PeftSharp.Core;
+using PeftSharp.Methods.Lora;
 
 namespace PeftSharp.Methods.Mole;
 
@@ -10,7 +11,7 @@ namespace PeftSharp.Methods.Mole;
 /// <c>Linear(d, K)</c> with bias on the MLP input. Not a PEFT method; the key names follow PEFT's LoRA keys and the
 /// official code (forwchen/LLaVA-MoLE: <c>num_experts</c>, <c>moe_balance_w</c>).
 /// </summary>
-public sealed record MoleConfig : AdapterConfig
+public sealed record MoleConfig : LoraKeysConfig
 {
     /// <summary>The <c>peft_type</c> written to adapter_config.json (PeftSharp's own; PEFT has no MoLE).</summary>
     public const string Type = "MOLE";
@@ -27,20 +28,18 @@ public sealed record MoleConfig : AdapterConfig
     /// <summary>Every expert runs; the deltas are mixed by the router's softmax (the official <c>dense_moe</c> path).</summary>
     public const string Dense = "dense";
 
+    /// <summary>
+    /// A MoLE config with r = 8 for every LoRA (attention and each expert), α = 16 (s = 2, as the released checkpoint's
+    /// r 16 / α 32) and dropout 0.05 (the official code's value).
+    /// </summary>
+    public MoleConfig()
+    {
+        Alpha = 16;
+        Dropout = 0.05;
+    }
+
     [JsonIgnore]
     public override string PeftType => Type;
-
-    /// <summary>Rank r of every LoRA (attention and each expert; default 8).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>Scale numerator α; s = α / r (default 16: s = 2, as the released checkpoint's r 16 / α 32).</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 16;
-
-    /// <summary>Dropout on the adapter input (default 0.05, the official code's value).</summary>
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; } = 0.05;
 
     /// <summary>Experts K per MLP (default 3, the released checkpoint's).</summary>
     [JsonPropertyName("num_experts")]
@@ -64,10 +63,6 @@ public sealed record MoleConfig : AdapterConfig
     /// </summary>
     [JsonPropertyName("moe_balance_w")]
     public double BalanceWeight { get; init; } = 0.01;
-
-    /// <summary>s = α / r.</summary>
-    [JsonIgnore]
-    public double Scaling => Alpha / Rank;
 
     /// <summary>The adapter's routing groups (set by <see cref="MoleMethod.PrepareAdapter"/>; one per model and adapter).</summary>
     [JsonIgnore]
@@ -101,18 +96,6 @@ public sealed record MoleConfig : AdapterConfig
     public override void Validate()
     {
         base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (Alpha <= 0 || double.IsNaN(Alpha))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
         if (NumExperts < 1)
         {
             throw new ConfigException($"num_experts must be >= 1, got {NumExperts}");

@@ -1,5 +1,6 @@
 using System.Text.Json.Serialization;
 using PeftSharp.Core;
+using PeftSharp.Methods.Lora;
 
 namespace PeftSharp.Methods.Sora;
 
@@ -10,25 +11,19 @@ namespace PeftSharp.Methods.Sora;
 /// the loss. The pruned adapter (<see cref="SoraPruning"/>) is a plain LoRA of rank #nonzero gates. PEFT has no SoRA:
 /// the type string is PeftSharp's, the keys follow the official code (TsinghuaC3I/SoRA, <c>run_glue.py</c>).
 /// </summary>
-public sealed record SoraConfig : AdapterConfig
+public sealed record SoraConfig : LoraKeysConfig
 {
     /// <summary>PeftSharp's type string (not in PEFT).</summary>
     public const string Type = "SORA";
 
+    /// <summary>
+    /// A SoRA config with the official defaults: r = 8 (the maximum rank and gate length, official <c>lora_r</c>, the GLUE
+    /// scripts' value), α = 16 (s = α / r; PEFT's LoRA default is 8), dropout 0.
+    /// </summary>
+    public SoraConfig() => Alpha = 16;
+
     [JsonIgnore]
     public override string PeftType => Type;
-
-    /// <summary>Maximum rank r, the gate length (official <c>lora_r</c>; default 8 as PEFT's LoRA, the GLUE scripts' value).</summary>
-    [JsonPropertyName("r")]
-    public int Rank { get; init; } = 8;
-
-    /// <summary>Scale numerator α; s = α / r (official default 16).</summary>
-    [JsonPropertyName("lora_alpha")]
-    public double Alpha { get; init; } = 16;
-
-    /// <summary>Dropout on the adapter input (default 0).</summary>
-    [JsonPropertyName("lora_dropout")]
-    public double Dropout { get; init; }
 
     /// <summary>true: A Kaiming-uniform, B = 0 (identity at init); false: B Kaiming-uniform too. g ~ N(0, 1) either way, as the official code.</summary>
     [JsonPropertyName("init_lora_weights")]
@@ -80,25 +75,9 @@ public sealed record SoraConfig : AdapterConfig
     [JsonPropertyName("lambda_stage_steps")]
     public int? LambdaStageSteps { get; init; }
 
-    /// <summary>The scale s = α / r.</summary>
-    [JsonIgnore]
-    public double Scaling => Alpha / Rank;
-
     public override void Validate()
     {
         base.Validate();
-        if (Rank <= 0)
-        {
-            throw new ConfigException($"r must be > 0, got {Rank}");
-        }
-        if (!(Alpha > 0))
-        {
-            throw new ConfigException($"lora_alpha must be > 0, got {Alpha}");
-        }
-        if (Dropout < 0 || Dropout >= 1 || double.IsNaN(Dropout))
-        {
-            throw new ConfigException($"lora_dropout must be in [0, 1), got {Dropout}");
-        }
         if (!(SparseLambda >= 0))
         {
             throw new ConfigException($"sparse_lambda must be >= 0, got {SparseLambda}");

@@ -54,4 +54,16 @@ public static class Pooling
         var firstPad = inputIds.eq(padTokenId.Value).to_type(ScalarType.Int32).argmax(-1) - 1;
         return firstPad.remainder(length).to_type(ScalarType.Int64).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The hidden state <c>[B, hidden]</c> of <paramref name="lastHiddenState"/> <c>[B, T, hidden]</c> at each row's
+    /// <see cref="LastTokenIndex"/>: what a decoder classification head (transformers' <c>…ForSequenceClassification</c>) scores.
+    /// </summary>
+    public static Tensor LastToken(Tensor lastHiddenState, Tensor inputIds, int? padTokenId, string modelName)
+    {
+        using var scope = torch.NewDisposeScope();
+        var index = LastTokenIndex(inputIds, padTokenId, modelName).view(-1, 1, 1);
+        var rows = lastHiddenState.gather(1, index.expand(lastHiddenState.shape[0], 1, lastHiddenState.shape[2]));
+        return rows.squeeze(1).MoveToOuterDisposeScope();
+    }
 }

@@ -52,7 +52,7 @@ public sealed class Gpt2LMHeadModel : PretrainedModel
 
 /// <summary>
 /// transformers' <c>GPT2ForSequenceClassification</c>: <c>transformer</c> and <c>score</c> (<c>[num_labels, n_embd]</c>,
-/// no bias) read at each row's last non-pad token (<see cref="Pooling.LastTokenIndex"/>). Logits <c>[B, num_labels]</c>.
+/// no bias) read at each row's last non-pad token (<see cref="Pooling.LastToken"/>). Logits <c>[B, num_labels]</c>.
 /// </summary>
 public sealed class Gpt2ForSequenceClassification : PretrainedModel
 {
@@ -92,8 +92,7 @@ public sealed class Gpt2ForSequenceClassification : PretrainedModel
         using var scope = torch.NewDisposeScope();
         Gpt2Rules.Validate(this, input, TypedConfig);
         var hidden = transformer.call(input);
-        var index = Pooling.LastTokenIndex(input.InputIds, TypedConfig.PadTokenId, Architecture);
-        var pooled = hidden.gather(1, index.view(-1, 1, 1).expand(hidden.shape[0], 1, hidden.shape[2])).squeeze(1);
+        var pooled = Pooling.LastToken(hidden, input.InputIds, TypedConfig.PadTokenId, Architecture);
         var logits = score.call(pooled);
         return new ModelOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }

@@ -56,11 +56,6 @@ public class LlamaForCausalLM : PretrainedModel
     public override ModelOutput forward(ModelInput input)
     {
         using var scope = torch.NewDisposeScope();
-        InputChecks.Ids(_architecture, input.InputIds, TypedConfig.VocabSize, "input_ids", "vocab_size");
-        if (input.PositionIds is not null)
-        {
-            InputChecks.Positions(_architecture, input.PositionIds, input.InputIds);
-        }
         var hidden = model.call(input);
         var logits = lm_head.call(hidden);
         return new ModelOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());

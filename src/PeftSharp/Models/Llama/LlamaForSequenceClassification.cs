@@ -6,7 +6,7 @@ namespace PeftSharp.Models.Llama;
 
 /// <summary>
 /// transformers' <c>LlamaForSequenceClassification</c>: <c>model</c> and <c>score</c> (<c>[num_labels, hidden]</c>, no
-/// bias) read at each row's last non-pad token (<see cref="Pooling.LastTokenIndex"/>: first <c>pad_token_id</c>
+/// bias) read at each row's last non-pad token (<see cref="Pooling.LastToken"/>: first <c>pad_token_id</c>
 /// position − 1, as transformers). Logits <c>[B, num_labels]</c>. Qwen2 and Mistral variants share it.
 /// </summary>
 public class LlamaForSequenceClassification : PretrainedModel
@@ -56,15 +56,8 @@ public class LlamaForSequenceClassification : PretrainedModel
     public override ModelOutput forward(ModelInput input)
     {
         using var scope = torch.NewDisposeScope();
-        var ids = input.InputIds;
-        InputChecks.Ids(_architecture, input.InputIds, TypedConfig.VocabSize, "input_ids", "vocab_size");
-        if (input.PositionIds is not null)
-        {
-            InputChecks.Positions(_architecture, input.PositionIds, input.InputIds);
-        }
         var hidden = model.call(input);
-        var index = Pooling.LastTokenIndex(ids, TypedConfig.PadTokenId, _architecture);
-        var pooled = hidden.gather(1, index.view(-1, 1, 1).expand(hidden.shape[0], 1, hidden.shape[2])).squeeze(1);
+        var pooled = Pooling.LastToken(hidden, input.InputIds, TypedConfig.PadTokenId, _architecture);
         var logits = score.call(pooled);
         return new ModelOutput(logits.MoveToOuterDisposeScope(), hidden.MoveToOuterDisposeScope());
     }

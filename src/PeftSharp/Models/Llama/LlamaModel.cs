@@ -46,6 +46,11 @@ public sealed class LlamaModel : nn.Module<ModelInput, Tensor>, ICheckpointedSta
     {
         using var scope = torch.NewDisposeScope();
         var ids = input.InputIds;
+        InputChecks.Ids(_architecture, ids, _config.VocabSize, "input_ids", "vocab_size");
+        if (input.PositionIds is not null)
+        {
+            InputChecks.Positions(_architecture, input.PositionIds, ids);
+        }
         var batch = ids.shape[0];
         var length = ids.shape[1];
         var past = CheckCache(input.Cache, batch);

@@ -40,7 +40,7 @@ public class ConvKernelConfigTests
 
     [Theory]
     [InlineData(", \"r\": 0", "r must be > 0")]
-    [InlineData(", \"lora_alpha\": 0", "lora_alpha must be a finite number > 0")]
+    [InlineData(", \"lora_alpha\": 0", "lora_alpha must be > 0")]
     [InlineData(", \"lora_dropout\": 1", "lora_dropout must be in [0, 1)")]
     [InlineData(", \"init_lora_weights\": \"gaussian\"", "key \"init_lora_weights\" has the wrong type")]
     public void Bad_values_are_rejected_naming_the_key(string body, string message)

@@ -32,7 +32,7 @@ public class DifforaDiscretisationTests
         using var _ = torch.no_grad();
         foreach (var (layer, gate) in Layers(peft).Zip(gates))
         {
-            layer.Layer.LoraB("default").copy_(torch.randn_like(layer.Layer.LoraB("default")) * 0.3);
+            layer.Layer.B("default").copy_(torch.randn_like(layer.Layer.B("default")) * 0.3);
             layer.Layer.Gate("default").fill_(gate);
         }
         return (net, peft, baseState);
@@ -48,7 +48,7 @@ public class DifforaDiscretisationTests
         var (net, peft, _) = Searched([1.0, -2.0, 3.0, 0.5, -1.0, 2.5]);
         var names = Layers(peft).Select(l => l.Name).ToList();
         Assert.Equal(["stem.proj", "blocks.0.q_proj", "blocks.0.v_proj", "blocks.1.q_proj", "blocks.1.v_proj", "branches.left"], names);
-        var searched = Layers(peft).ToDictionary(l => l.Name, l => (A: l.Layer.LoraA("default").detach().clone(), B: l.Layer.LoraB("default").detach().clone()));
+        var searched = Layers(peft).ToDictionary(l => l.Name, l => (A: l.Layer.A("default").detach().clone(), B: l.Layer.B("default").detach().clone()));
 
         var hooks = new DifforaSearch(peft, "default", (DifforaConfig)peft.Configs["default"]);
         var changes = hooks.Discretise(optimizer: null);

@@ -34,8 +34,8 @@ public class DifforaRuleTests
         var layer = (DifforaLayer)peft.AdapterLayers().Single().Layer;
         using (torch.no_grad())
         {
-            layer.LoraA("default").copy_(torch.eye(2));
-            layer.LoraB("default").copy_(torch.tensor(new float[] { 1, 0, 0, 1, 1, 1 }).reshape(3, 2));
+            layer.A("default").copy_(torch.eye(2));
+            layer.B("default").copy_(torch.tensor(new float[] { 1, 0, 0, 1, 1, 1 }).reshape(3, 2));
             layer.Gate("default").fill_(Math.Log(3));
         }
         return (net, peft, layer);
