@@ -84,6 +84,22 @@ public sealed class GenerateCliTests : IDisposable
         Assert.Contains("'zz'", unknown.Stderr);
     }
 
+    // Each --hotswap block's greedy ids equal a fresh --adapter run of its folder; returns the fresh ids per folder.
+    private static List<List<List<int>>> AssertBlocksEqualFreshLoads(string[] common, string[] folders, IReadOnlyList<JsonElement> blocks)
+    {
+        Assert.Equal(folders, blocks.Select(x => x.GetProperty("adapter_path").GetString()));
+        var fresh = new List<List<List<int>>>();
+        foreach (var (folder, block) in folders.Zip(blocks))
+        {
+            var alone = CliRunner.Run([.. common, "--adapter", folder]);
+            Assert.True(alone.ExitCode == 0, alone.Stderr);
+            using var d = JsonDocument.Parse(alone.Stdout);
+            fresh.Add([.. d.RootElement.EnumerateArray().Select(Ids)]);
+            Assert.Equal(fresh[^1], block.GetProperty("output").EnumerateArray().Select(Ids));
+        }
+        return fresh;
+    }
+
     [Fact]
     public void Greedy_ids_after_each_hotswap_equal_a_fresh_load_of_that_adapter()
     {
@@ -98,15 +114,7 @@ public sealed class GenerateCliTests : IDisposable
         var blocks = doc.RootElement.EnumerateArray().ToList();
         Assert.Equal([a, b, small], blocks.Select(x => x.GetProperty("adapter_path").GetString()));
 
-        var fresh = new List<List<List<int>>>();
-        foreach (var (folder, block) in new[] { a, b, small }.Zip(blocks))
-        {
-            var alone = CliRunner.Run([.. common, "--adapter", folder]);
-            Assert.True(alone.ExitCode == 0, alone.Stderr);
-            using var s = JsonDocument.Parse(alone.Stdout);
-            fresh.Add([.. s.RootElement.EnumerateArray().Select(Ids)]);
-            Assert.Equal(fresh[^1], block.GetProperty("output").EnumerateArray().Select(Ids));
-        }
+        var fresh = AssertBlocksEqualFreshLoads(common, [a, b, small], blocks);
         Assert.NotEqual(fresh[0], fresh[1]);
         Assert.NotEqual(fresh[1], fresh[2]);
 
@@ -132,16 +140,8 @@ public sealed class GenerateCliTests : IDisposable
         Assert.True(padded.ExitCode == 0, padded.Stderr);
         using var doc = JsonDocument.Parse(padded.Stdout);
         var blocks = doc.RootElement.EnumerateArray().ToList();
-        var fresh = new List<List<List<int>>>();
-        foreach (var (folder, block) in new[] { a, big }.Zip(blocks))
-        {
-            var alone = CliRunner.Run([.. common, "--adapter", folder]);
-            Assert.True(alone.ExitCode == 0, alone.Stderr);
-            using var d = JsonDocument.Parse(alone.Stdout);
-            fresh.Add([.. d.RootElement.EnumerateArray().Select(Ids)]);
-            // The loaded adapter's block runs padded to rank 8: the padding must not change its output.
-            Assert.Equal(fresh[^1], block.GetProperty("output").EnumerateArray().Select(Ids));
-        }
+        // The loaded adapter's block runs padded to rank 8: the padding must not change its output.
+        var fresh = AssertBlocksEqualFreshLoads(common, [a, big], blocks);
         Assert.NotEqual(fresh[0], fresh[1]);
 
         var below = CliRunner.Run([.. common, "--adapter", a, "--hotswap", big, "--hotswap-rank", "1"]);
