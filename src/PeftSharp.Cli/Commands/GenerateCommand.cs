@@ -9,10 +9,11 @@ using PeftSharp.Tokenization;
 namespace PeftSharp.Cli.Commands;
 
 /// <summary>
-/// <c>peft generate --model DIR [--adapter [NAME=]DIR] [--prompt TEXT [--prompt-adapter NAME]]… [--hotswap [NAME=]DIR]… | --chat …</c>:
+/// <c>peft generate --model DIR [--adapter [NAME=]DIR] [--prompt TEXT [--prompt-adapter NAME]]… [--hotswap [NAME=]DIR]… [--hotswap-rank R] | --chat …</c>:
 /// text generation with a KV cache, streamed to the terminal; <c>--json</c> prints one object with the prompt ids,
 /// generated ids and text. Several prompts run as one batch (a JSON array); with --prompt-adapter each row uses its own
-/// adapter. Each --hotswap replaces a loaded adapter's weights in place and generates the same prompts again.
+/// adapter. Each --hotswap replaces a loaded adapter's weights in place and generates the same prompts again;
+/// --hotswap-rank first zero-pads the replaced adapters so that larger ranks fit.
 /// </summary>
 internal static class GenerateCommand
 {
@@ -26,7 +27,12 @@ internal static class GenerateCommand
         var hotswap = new Option<string[]>("--hotswap")
         {
             Description = "After generating, replace the loaded adapter's weights in place with this adapter folder's (PEFT hotswap: same method and "
-                + "targets, rank at most the loaded one) and generate the same prompts again (repeatable; NAME=DIR picks the adapter when several are loaded).",
+                + "targets, rank at most the loaded one or --hotswap-rank) and generate the same prompts again (repeatable; NAME=DIR picks the adapter when several are loaded).",
+        };
+        var hotswapRank = new Option<int?>("--hotswap-rank")
+        {
+            Description = "Zero-pad the adapter(s) --hotswap replaces to this rank before generating (output unchanged), so adapters of rank up to it "
+                + "can be swapped in (PEFT's prepare_model_for_compiled_hotswap target_rank).",
         };
         var merge = new Option<bool>("--merge") { Description = "Merge the adapters into the weights first (same greedy output, faster)." };
         var prompt = new Option<string[]>("--prompt") { Description = "The prompt text (BOS is added as the tokenizer says); repeat it to generate for several prompts in one batch." };
@@ -48,7 +54,7 @@ internal static class GenerateCommand
         var device = CommonOptions.Device();
         var cmd = new Command("generate", "Generate text with a causal LM (and adapters), streaming the output.")
         {
-            model, adapters, hotswap, merge, prompt, promptAdapter, chat, maxNew, temperature, topK, topP, minP, repetition, seed, stops, truncate, json, device,
+            model, adapters, hotswap, hotswapRank, merge, prompt, promptAdapter, chat, maxNew, temperature, topK, topP, minP, repetition, seed, stops, truncate, json, device,
         };
         cmd.SetAction(parse => CliErrors.Run(parse, () =>
         {
@@ -61,7 +67,8 @@ internal static class GenerateCommand
             {
                 throw new PeftException("--prompt-adapter runs each prompt with its own adapter; it cannot be combined with --merge");
             }
-            CheckHotSwapFlags(swaps, adapterDirs.Length, parse.GetValue(merge), parse.GetValue(chat));
+            var padRank = parse.GetValue(hotswapRank);
+            CheckHotSwapFlags(swaps, adapterDirs.Length, parse.GetValue(merge), parse.GetValue(chat), padRank);
             var (net, peft) = ModelLoading.Load(dir, adapterDirs, parse.GetValue(merge), CommonOptions.ParseDevice(parse.GetValue(device)), adapterNames);
             using var __ = net;
             var t = parse.GetValue(temperature);
@@ -94,6 +101,10 @@ internal static class GenerateCommand
                 foreach (var (_, swapDir) in targets)
                 {
                     PeftAdapterFiles.ReadConfig(swapDir);
+                }
+                if (padRank is int rank)
+                {
+                    PadForHotSwap(peft!, rank, [.. targets.Select(x => x.Target).Distinct()], loaded);
                 }
                 pass.RunHotSwaps(peft!, loaded.First(l => l.Name == targets[0].Target), targets, parse.GetValue(json));
                 return 0;
@@ -129,8 +140,16 @@ internal static class GenerateCommand
             : ((string?)null, v)),
     ];
 
-    private static void CheckHotSwapFlags((string? Name, string Dir)[] swaps, int adapterCount, bool merge, bool chat)
+    private static void CheckHotSwapFlags((string? Name, string Dir)[] swaps, int adapterCount, bool merge, bool chat, int? padRank)
     {
+        if (padRank is not null && swaps.Length == 0)
+        {
+            throw new PeftException("--hotswap-rank pads the adapter that --hotswap replaces; give --hotswap DIR too");
+        }
+        if (padRank is < 1)
+        {
+            throw new PeftException($"--hotswap-rank must be >= 1, got {padRank}");
+        }
         if (swaps.Length == 0)
         {
             return;
@@ -146,6 +165,22 @@ internal static class GenerateCommand
         if (chat)
         {
             throw new PeftException("--hotswap generates the --prompt texts again after each swap; it cannot be combined with --chat");
+        }
+    }
+
+    /// <summary>Pads each swapped adapter to <paramref name="rank"/>; a rank below the loaded one names the adapter's folder.</summary>
+    private static void PadForHotSwap(PeftModel peft, int rank, string[] targets, IReadOnlyList<(string Name, string Dir)> loaded)
+    {
+        foreach (var target in targets)
+        {
+            try
+            {
+                peft.PrepareForHotSwap(rank, target);
+            }
+            catch (PeftException e)
+            {
+                throw new PeftException($"--hotswap-rank {rank}: {loaded.First(l => l.Name == target).Dir}: {e.Message}", e);
+            }
         }
     }
 

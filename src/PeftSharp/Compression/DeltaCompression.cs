@@ -13,7 +13,8 @@ namespace PeftSharp.Compression;
 /// each layer gives the update its merge would apply, <see cref="AdapterLayer.DeltaWeight"/> (and
 /// <see cref="AdapterLayer.DeltaBias"/>), measured against the base weight as loaded from the model (for PiSSA/OLoRA,
 /// whose loading rewrites the base into a residual, against the weight before the rewrite). The exact SVD of that dense
-/// ΔW (float64, Conv2d kernels flattened to <c>[out, in·kh·kw]</c>) gives the rank-k LoRA factors. A bias change
+/// ΔW (float64, Conv2d kernels flattened to <c>[out, in·kh·kw]</c>) gives the rank-k LoRA factors; with
+/// <see cref="SvdAlgorithm.Randomized"/> and k + p &lt; min(m, n), <see cref="RandomizedSvd"/> gives them instead. A bias change
 /// (Hydra on a layer with a bias) is carried as PEFT LoRA's <c>bias: lora_only</c>: the merged bias is saved with the
 /// adapter and replaces the base bias when it is loaded.
 /// </summary>
@@ -58,7 +59,8 @@ internal static class DeltaCompression
         Injector.FindTargets(model, config).Select(n => BaseLayer.TryCreate(ModuleTree.Get(model, n))?.Weight).OfType<Parameter>();
 
     /// <summary>One module's dense update: its SVD kept to the columns compression may use, and its bias change.</summary>
-    private sealed record DenseModule(string Name, AdapterLayer Layer, long[] DeltaShape, Tensor U, Tensor Vh, double[] SingularValues, int NumericalRank, Tensor? DeltaBias)
+    private sealed record DenseModule(string Name, AdapterLayer Layer, long[] DeltaShape, Tensor U, Tensor Vh, double[] SingularValues, int NumericalRank, Tensor? DeltaBias,
+        double? SquaredNorm)
     {
         public long Out => DeltaShape[0];
 
@@ -98,7 +100,7 @@ internal static class DeltaCompression
                 var merged = m.DeltaBias is null ? bias.detach().clone() : bias.detach() + m.DeltaBias.to(bias.dtype);
                 result.Add(new(PeftModel.SavedKey(m.Name, PeftModel.BaseBiasKey), merged.contiguous()));
             }
-            report.Add(new ModuleCompression(m.Name, m.Out, m.In, m.NumericalRank, k, m.SingularValues));
+            report.Add(new ModuleCompression(m.Name, m.Out, m.In, m.NumericalRank, k, m.SingularValues, m.SquaredNorm));
         }
         // The rest of the file (modules_to_save heads, trained biases) is copied; the source method's own tensors are not.
         var owned = layers.SelectMany(l => l.Layer.AdapterTensors(SourceName).Keys.Select(key => PeftModel.SavedKey(l.Name, key))).ToHashSet(StringComparer.Ordinal);
@@ -127,7 +129,12 @@ internal static class DeltaCompression
             full = full + (layer.Base.OutInWeight().detach() - layer.Base.ToOutIn(original)).to(ScalarType.Float64).reshape(full.shape);
         }
         var matrix = full.dim() > 2 ? full.flatten(1) : full;
-        var (u, s, vh) = torch.linalg.svd(matrix, fullMatrices: false);
+        var randomized = options.Svd == SvdAlgorithm.Randomized
+            && (long)options.Rank!.Value + options.Oversampling < Math.Min(matrix.shape[0], matrix.shape[1]);
+        var (u, s, vh) = randomized
+            ? RandomizedSvd.Of(matrix, options.Rank!.Value, options.Oversampling, options.PowerIterations, options.Seed)
+            : torch.linalg.svd(matrix, fullMatrices: false);
+        double? squaredNorm = randomized ? matrix.square().sum().item<double>() : null;
         var singular = s.cpu().data<double>().ToArray();
         var count = singular.Length;
         // matrix_rank's default tolerance, with the ε of the dtype ΔW was computed in.
@@ -143,7 +150,7 @@ internal static class DeltaCompression
                 $"{source}: merging the {layer.PeftType} adapter changes the bias of '{name}', which has no bias; a PEFT LoRA cannot add one (lora_bias is not supported)");
         }
         return new DenseModule(name, layer, full.shape, u.narrow(1, 0, keep).clone().MoveToOuterDisposeScope(), vh.narrow(0, 0, keep).clone().MoveToOuterDisposeScope(),
-            singular, numericalRank, bias?.MoveToOuterDisposeScope());
+            singular, numericalRank, bias?.MoveToOuterDisposeScope(), squaredNorm);
     }
 
     // A LoRA source (DoRA, PiSSA, OLoRA) keeps its keys and per-module scales as a plain LoRA; any other method keeps the

@@ -120,6 +120,25 @@ public sealed class CompressFixtureTests : IDisposable
     }
 
     [Fact]
+    public void Cli_randomized_svd_writes_the_target_rank_and_refuses_a_budget_in_one_line()
+    {
+        var outDir = Path.Combine(_tmp, "cli-randomized");
+        var r = CliRunner.Run("compress", AdapterOf("llama-loha-qv"), "--rank", "2", "--svd", "randomized", "--seed", "3", "--out", outDir);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        using (var file = PeftAdapterFiles.OpenWeights(outDir))
+        {
+            Assert.Equal(4, file.Entries.Count(e => e.Name.EndsWith("lora_A.weight", StringComparison.Ordinal) && e.Shape[0] == 2));
+        }
+        Assert.True(double.IsFinite(LogitsDiff("llama-loha-qv", outDir)));
+
+        var bad = CliRunner.Run("compress", AdapterOf("llama-loha-qv"), "--rank", "2", "--budget", "1000", "--svd", "randomized", "--out", Path.Combine(_tmp, "bad"));
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("--svd randomized", bad.Stderr);
+        Assert.Single(bad.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(Path.Combine(_tmp, "bad")));
+    }
+
+    [Fact]
     public void Cli_error_for_a_base_model_that_does_not_load_is_one_line()
     {
         var missing = Path.Combine(_tmp, "no-such-model");

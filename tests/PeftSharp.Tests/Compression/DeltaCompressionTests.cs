@@ -250,4 +250,36 @@ public sealed class DeltaCompressionTests : IDisposable
         }
         Assert.Equal(live, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
+
+    // LoHa on NestedNet: ΔW of rank ≤ 4 per module; k = 1 with p = 1 keeps k + p below min(m, n), so the sketch is used.
+    [Fact]
+    public void Randomized_svd_reports_its_measured_error_and_writes_identical_bytes_with_the_same_seed()
+    {
+        var (baseState, _, folder) = _sources.Save(Config("loha"));
+        var options = new CompressionOptions { Rank = 1, Svd = SvdAlgorithm.Randomized, Oversampling = 1, PowerIterations = 1, Seed = 4 };
+        string Run(string name)
+        {
+            using var compressed = LoraCompression.CompressFolder(folder, options, ToySources.Fresh(baseState));
+            Assert.All(compressed.Modules, m => Assert.NotNull(m.SquaredNorm));
+            var dir = Path.Combine(_sources.Root, name);
+            compressed.Save(dir);
+            var lora = (LoraConfig)PeftAdapterFiles.ReadConfig(dir);
+            using var file = PeftAdapterFiles.OpenWeights(dir);
+            var merged = ToySources.MergedParameters(ToySources.Load(baseState, folder));
+            foreach (var m in compressed.Modules)
+            {
+                var delta = (merged[m.Module + ".weight"] - baseState[m.Module + ".weight"]).to(ScalarType.Float64);
+                var a = file.Read(PeftModel.NamePrefix + m.Module + ".lora_A.weight").to(ScalarType.Float64);
+                var b = file.Read(PeftModel.NamePrefix + m.Module + ".lora_B.weight").to(ScalarType.Float64);
+                var error = (delta - b.matmul(a) * ((LoraConfig)lora.ForModule(m.Module)).Scaling).norm().item<double>();
+                var tail = FactoredSvd.TailNorm(torch.linalg.svdvals(delta).data<double>().ToArray(), 1);
+                Assert.True(Math.Abs(error - m.Error) <= 1e-5 * Math.Max(1, error), $"{m.Module}: reported {m.Error}, measured {error}");
+                Assert.True(error >= tail - 1e-6 && error <= 1.05 * tail, $"{m.Module}: error {error}, optimal {tail}");
+            }
+            return dir;
+        }
+        var first = File.ReadAllBytes(Path.Combine(Run("a"), "adapter_model.safetensors"));
+        var second = File.ReadAllBytes(Path.Combine(Run("b"), "adapter_model.safetensors"));
+        Assert.Equal(first, second);
+    }
 }

@@ -10,7 +10,8 @@ namespace PeftSharp.Tests.Core.Serving;
 
 /// <summary>
 /// <c>peft generate --adapter NAME=DIR … --prompt … --prompt-adapter NAME …</c>: one batch, each prompt with its adapter;
-/// <c>--hotswap DIR</c>: the same prompts again after the loaded adapter's weights are replaced in place.
+/// <c>--hotswap DIR</c>: the same prompts again after the loaded adapter's weights are replaced in place (<c>--hotswap-rank R</c>
+/// pads the loaded adapter first, so larger ranks fit).
 /// </summary>
 [Collection(PeftSharp.Tests.Training.TorchRngCollection.Name)]
 public sealed class GenerateCliTests : IDisposable
@@ -83,6 +84,22 @@ public sealed class GenerateCliTests : IDisposable
         Assert.Contains("'zz'", unknown.Stderr);
     }
 
+    // Each --hotswap block's greedy ids equal a fresh --adapter run of its folder; returns the fresh ids per folder.
+    private static List<List<List<int>>> AssertBlocksEqualFreshLoads(string[] common, string[] folders, IReadOnlyList<JsonElement> blocks)
+    {
+        Assert.Equal(folders, blocks.Select(x => x.GetProperty("adapter_path").GetString()));
+        var fresh = new List<List<List<int>>>();
+        foreach (var (folder, block) in folders.Zip(blocks))
+        {
+            var alone = CliRunner.Run([.. common, "--adapter", folder]);
+            Assert.True(alone.ExitCode == 0, alone.Stderr);
+            using var d = JsonDocument.Parse(alone.Stdout);
+            fresh.Add([.. d.RootElement.EnumerateArray().Select(Ids)]);
+            Assert.Equal(fresh[^1], block.GetProperty("output").EnumerateArray().Select(Ids));
+        }
+        return fresh;
+    }
+
     [Fact]
     public void Greedy_ids_after_each_hotswap_equal_a_fresh_load_of_that_adapter()
     {
@@ -97,15 +114,7 @@ public sealed class GenerateCliTests : IDisposable
         var blocks = doc.RootElement.EnumerateArray().ToList();
         Assert.Equal([a, b, small], blocks.Select(x => x.GetProperty("adapter_path").GetString()));
 
-        var fresh = new List<List<List<int>>>();
-        foreach (var (folder, block) in new[] { a, b, small }.Zip(blocks))
-        {
-            var alone = CliRunner.Run([.. common, "--adapter", folder]);
-            Assert.True(alone.ExitCode == 0, alone.Stderr);
-            using var s = JsonDocument.Parse(alone.Stdout);
-            fresh.Add([.. s.RootElement.EnumerateArray().Select(Ids)]);
-            Assert.Equal(fresh[^1], block.GetProperty("output").EnumerateArray().Select(Ids));
-        }
+        var fresh = AssertBlocksEqualFreshLoads(common, [a, b, small], blocks);
         Assert.NotEqual(fresh[0], fresh[1]);
         Assert.NotEqual(fresh[1], fresh[2]);
 
@@ -113,6 +122,35 @@ public sealed class GenerateCliTests : IDisposable
         Assert.True(text.ExitCode == 0, text.Stderr);
         var headers = text.Stdout.Split('\n').Where(l => l.StartsWith("# adapter", StringComparison.Ordinal)).ToList();
         Assert.Equal([$"# adapter default: {a}", $"# adapter default: {b}"], headers);
+    }
+
+    [Fact]
+    public void A_larger_rank_swap_fails_without_hotswap_rank_and_with_it_equals_a_fresh_load()
+    {
+        var qv = TargetModules.Of("q_proj", "v_proj");
+        var a = SaveAdapter("a", new LoraConfig { Rank = 2, Alpha = 4, TargetModules = qv }, 11);
+        var big = SaveAdapter("big", new LoraConfig { Rank = 6, Alpha = 5, TargetModules = qv }, 12);
+        string[] common = ["generate", "--model", Stories, "--max-new-tokens", "12", "--prompt", "Once upon a time", "--prompt", "Lily and Tom", "--json"];
+
+        var refused = CliRunner.Run([.. common, "--adapter", a, "--hotswap", big]);
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains("rank 6 is larger than the allocated 2", refused.Stderr);
+
+        var padded = CliRunner.Run([.. common, "--adapter", a, "--hotswap", big, "--hotswap-rank", "8"]);
+        Assert.True(padded.ExitCode == 0, padded.Stderr);
+        using var doc = JsonDocument.Parse(padded.Stdout);
+        var blocks = doc.RootElement.EnumerateArray().ToList();
+        // The loaded adapter's block runs padded to rank 8: the padding must not change its output.
+        var fresh = AssertBlocksEqualFreshLoads(common, [a, big], blocks);
+        Assert.NotEqual(fresh[0], fresh[1]);
+
+        var below = CliRunner.Run([.. common, "--adapter", a, "--hotswap", big, "--hotswap-rank", "1"]);
+        Assert.Equal(1, below.ExitCode);
+        Assert.Contains($"--hotswap-rank 1: {a}: ", below.Stderr);
+        Assert.DoesNotContain("   at ", below.Stderr);
+        var alonePad = CliRunner.Run([.. common, "--adapter", a, "--hotswap-rank", "8"]);
+        Assert.Equal(1, alonePad.ExitCode);
+        Assert.Contains("give --hotswap DIR too", alonePad.Stderr);
     }
 
     [Fact]
