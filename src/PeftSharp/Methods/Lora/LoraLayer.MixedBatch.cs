@@ -64,7 +64,9 @@ public sealed partial class LoraLayer
         var h = x3.bmm(torch.stack(rowA).transpose(1, 2));
         if (weight is not null)
         {
-            h.mul_(weight);
+            // Filled, not only multiplied: 0·inf is NaN, and a base row whose input holds an inf must keep its base
+            // output, as the per-group path (which never runs the adapter on it) keeps it.
+            h.mul_(weight).masked_fill_(weight.eq(0), 0);
         }
         // result + h @ Bᵀ in one call, [rows, tokens, r] @ [rows, r, out]. TorchSharp 0.107 trap: the instance method is
         // batch1.baddbmm(batch2, input), and torch.baddbmm(input, batch1, batch2) passes its arguments on in that order.

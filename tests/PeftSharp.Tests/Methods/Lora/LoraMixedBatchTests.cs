@@ -130,6 +130,28 @@ public class LoraMixedBatchTests
     }
 
     [Fact]
+    public void A_base_row_whose_input_holds_inf_keeps_its_base_output()
+    {
+        torch.manual_seed(306);
+        var net = Net();
+        var peft = ThreeAdapters(net);
+        using var _ = torch.no_grad();
+        string[] rows = ["a", Base, "b", "c"];
+        var x = torch.randn(4, 3, 4);
+        x[1, 0, 2] = torch.tensor(float.PositiveInfinity);
+        var before = BatchedCounts(peft);
+
+        var mixed = Routed(peft, net, x, rows);
+
+        Assert.Equal(before.Select(n => n + 1), BatchedCounts(peft));
+        // lin's base output is ±inf in that token, tanh makes it ±1: everything after is finite for the row alone.
+        var expected = RowByRow(peft, net, x, rows);
+        Assert.False(expected.isnan().any().item<bool>());
+        Assert.False(mixed.isnan().any().item<bool>(), "the base row turned to NaN (0·inf in the adapter branch)");
+        AssertRowsMatch(mixed, expected, "base row with an inf input");
+    }
+
+    [Fact]
     public void A_dora_adapter_in_the_batch_falls_back_to_the_per_group_path_and_an_unrouted_one_does_not()
     {
         torch.manual_seed(302);
