@@ -22,8 +22,18 @@ public static class AttentionMasks
     /// <param name="causal">Key j is visible to query i only when <c>j ≤ past + i</c>.</param>
     /// <param name="dtype">Dtype of the attention scores.</param>
     /// <param name="device">Device of the scores.</param>
-    public static Tensor? Build(Tensor? attentionMask, long batch, long queryLength, long pastLength, bool causal, ScalarType dtype, Device device)
+    /// <param name="slidingWindow">
+    /// With <paramref name="causal"/>, key j is visible to query i only when also <c>j &gt; past + i − window</c>: the
+    /// last <c>window</c> positions, the query's own included, counted in cache positions (padding included), as
+    /// transformers' sliding-window mask counts them.
+    /// </param>
+    public static Tensor? Build(
+        Tensor? attentionMask, long batch, long queryLength, long pastLength, bool causal, ScalarType dtype, Device device, int? slidingWindow = null)
     {
+        if (slidingWindow is int w && (w < 1 || !causal))
+        {
+            throw new PeftException($"a sliding window needs a causal mask and at least 1 position, got {w}");
+        }
         using var scope = torch.NewDisposeScope();
         var keyLength = pastLength + queryLength;
         Tensor? allowed = null;
@@ -49,7 +59,12 @@ public static class AttentionMasks
         {
             var q = torch.arange(pastLength, keyLength, dtype: ScalarType.Int64, device: device).view(-1, 1);
             var k = torch.arange(0, keyLength, dtype: ScalarType.Int64, device: device).view(1, -1);
-            var causalAllowed = k.le(q).view(1, 1, queryLength, keyLength);
+            var visible = k.le(q);
+            if (slidingWindow is int window)
+            {
+                visible = visible.logical_and(k.gt(q - window));
+            }
+            var causalAllowed = visible.view(1, 1, queryLength, keyLength);
             allowed = allowed is null ? causalAllowed : allowed.logical_and(causalAllowed);
         }
         var min = torch.finfo(dtype).min;

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using PeftSharp.Models.Common;
 
 namespace PeftSharp.Models.Llama;
@@ -51,8 +52,14 @@ public sealed record LlamaConfig
     /// <summary>Bias on gate_proj/up_proj/down_proj.</summary>
     public required bool MlpBias { get; init; }
 
-    /// <summary>Attention window in positions when one applies, else null.</summary>
+    /// <summary>Attention window in positions for the layers of <see cref="SlidingLayers"/>, else null.</summary>
     public required int? SlidingWindow { get; init; }
+
+    /// <summary>
+    /// Per layer: true where it attends only to the last <see cref="SlidingWindow"/> positions (transformers'
+    /// <c>layer_types</c> entry <c>"sliding_attention"</c>).
+    /// </summary>
+    public required IReadOnlyList<bool> SlidingLayers { get; init; }
 
     public required int? PadTokenId { get; init; }
 
@@ -83,6 +90,7 @@ public sealed record LlamaConfig
                 $"{c.Source}: num_attention_heads {heads} must be a multiple of num_key_value_heads {kvHeads}");
         }
         var attentionBias = c.GetBool("attention_bias", false);
+        var (window, slidingLayers) = ReadSlidingWindow(c, family, layers);
         return new LlamaConfig
         {
             Family = family,
@@ -112,28 +120,59 @@ public sealed record LlamaConfig
             },
             OutputBias = family == DecoderFamily.Llama && attentionBias,
             MlpBias = family == DecoderFamily.Llama && c.GetBool("mlp_bias", false),
-            SlidingWindow = ReadSlidingWindow(c, family, layers),
+            SlidingWindow = window,
+            SlidingLayers = slidingLayers,
             PadTokenId = c.PadTokenId,
         };
     }
 
-    private static int? ReadSlidingWindow(ModelConfig c, DecoderFamily family, int layers)
+    // transformers' rules: Mistral windows every layer (sliding_window, default 4096; null disables it); Qwen2 only with
+    // use_sliding_window, on the layers from max_window_layers on (default 28); an explicit layer_types list wins.
+    private static (int? Window, bool[] Layers) ReadSlidingWindow(ModelConfig c, DecoderFamily family, int layers)
     {
-        switch (family)
+        int? window = family switch
         {
-            case DecoderFamily.Mistral:
-                // MistralConfig's default is 4096; an explicit null disables it.
-                return c.Raw.ContainsKey("sliding_window") ? c.GetOptionalInt("sliding_window") : 4096;
-            case DecoderFamily.Qwen2:
-                // Qwen2 uses the window only with use_sliding_window, on layers from max_window_layers on.
-                if (!c.GetBool("use_sliding_window", false))
-                {
-                    return null;
-                }
-                var fromLayer = c.GetOptionalInt("max_window_layers") ?? 28;
-                return layers > fromLayer ? c.GetOptionalInt("sliding_window") ?? 4096 : null;
-            default:
-                return null;
+            DecoderFamily.Mistral => c.Raw.ContainsKey("sliding_window") ? c.GetOptionalInt("sliding_window") : 4096,
+            DecoderFamily.Qwen2 when c.GetBool("use_sliding_window", false) =>
+                c.Raw.ContainsKey("sliding_window") ? c.GetOptionalInt("sliding_window") : 4096,
+            _ => null,
+        };
+        if (window is int w && w < 1)
+        {
+            throw new ConfigException($"{c.Source}: 'sliding_window' must be a positive number of positions, got {w}");
         }
+        var sliding = new bool[layers];
+        if (c.Raw["layer_types"] is JsonNode node)
+        {
+            var types = node as JsonArray;
+            if (types is null || types.Count != layers)
+            {
+                throw new ConfigException(
+                    $"{c.Source}: 'layer_types' must list one type per layer ({layers}), got {node.ToJsonString()}");
+            }
+            for (var i = 0; i < layers; i++)
+            {
+                var type = types[i] is JsonValue v && v.TryGetValue<string>(out var t) ? t : null;
+                sliding[i] = type switch
+                {
+                    "sliding_attention" => true,
+                    "full_attention" => false,
+                    _ => throw new ConfigException($"{c.Source}: layer_types[{i}] is {types[i]?.ToJsonString() ?? "null"}; "
+                        + "expected \"full_attention\" or \"sliding_attention\""),
+                };
+            }
+            // A "sliding_attention" layer without a window attends to everything, as in transformers.
+            return window is null ? (null, new bool[layers]) : (window, sliding);
+        }
+        if (window is null)
+        {
+            return (null, sliding);
+        }
+        var from = family == DecoderFamily.Qwen2 ? c.GetOptionalInt("max_window_layers") ?? 28 : 0;
+        for (var i = from < 0 ? 0 : from; i < layers; i++)
+        {
+            sliding[i] = true;
+        }
+        return (window, sliding);
     }
 }

@@ -72,8 +72,8 @@ public sealed class Qwen2ForCausalLM : LlamaForCausalLM
 }
 
 /// <summary>
-/// transformers' <c>MistralForCausalLM</c>: the Llama decoder without biases. A sequence (cache included) longer than
-/// <c>sliding_window</c> is rejected with a <see cref="PeftException"/> rather than windowed.
+/// transformers' <c>MistralForCausalLM</c>: the Llama decoder without biases; every layer attends to the last
+/// <c>sliding_window</c> positions only (when the config sets one).
 /// </summary>
 public sealed class MistralForCausalLM : LlamaForCausalLM
 {

@@ -8,7 +8,7 @@ namespace PeftSharp.Models.Llama;
 /// <summary>
 /// transformers' <c>LlamaModel</c> (and <c>Qwen2Model</c>, <c>MistralModel</c>): <c>embed_tokens</c>, <c>layers</c>,
 /// final <c>norm</c>. Returns the normalised hidden state <c>[B, T, hidden]</c>. Attention is causal plus the padding
-/// mask; positions default to <c>past .. past+T-1</c> in every row.
+/// mask (plus the sliding window on the layers that have one); positions default to <c>past .. past+T-1</c> in every row.
 /// </summary>
 public sealed class LlamaModel : nn.Module<ModelInput, Tensor>, ICheckpointedStack
 {
@@ -54,24 +54,25 @@ public sealed class LlamaModel : nn.Module<ModelInput, Tensor>, ICheckpointedSta
         var batch = ids.shape[0];
         var length = ids.shape[1];
         var past = CheckCache(input.Cache, batch);
-        if (_config.SlidingWindow is int window && past + length > window)
-        {
-            // Rejected rather than approximated: transformers' eager, SDPA and flash paths disagree on where the
-            // window edge falls, and no fixture pins one down.
-            throw new PeftException(
-                $"{_architecture}: {past + length} positions exceed sliding_window {window}; longer sequences are not supported");
-        }
         var positions = input.PositionIds ?? AttentionMasks.DefaultPositionIds(batch, length, past, ids.device);
         var h = embed_tokens.call(ids);
         var (cos, sin) = _rotary.CosSin(positions, h.dtype);
         var mask = AttentionMasks.Build(input.AttentionMask, batch, length, past, causal: true, h.dtype, h.device);
+        // Layers with a sliding window get their own mask once the sequence (cache included) is longer than the window;
+        // the cache keeps every position, the mask hides the ones behind the window.
+        var windowMask = _config.SlidingWindow is int window && past + length > window
+            ? AttentionMasks.Build(input.AttentionMask, batch, length, past, causal: true, h.dtype, h.device, window)
+            : mask;
         var ctx = new DecoderContext(cos, sin, mask, input.Cache);
+        var windowCtx = ctx with { Mask = windowMask };
         var checkpoint = Checkpointing.IsActive(GradientCheckpointing, training, input.Cache);
-        foreach (var layer in layers)
+        for (var i = 0; i < layers.Count; i++)
         {
+            var layer = layers[i];
+            var sliding = _config.SlidingLayers[i];
             h = checkpoint
-                ? Checkpointing.Run(layer, xs => layer.call(xs[0]!, new DecoderContext(xs[1]!, xs[2]!, xs[3], null)), h, cos, sin, mask)
-                : layer.call(h, ctx);
+                ? Checkpointing.Run(layer, xs => layer.call(xs[0]!, new DecoderContext(xs[1]!, xs[2]!, xs[3], null)), h, cos, sin, sliding ? windowMask : mask)
+                : layer.call(h, sliding ? windowCtx : ctx);
         }
         return norm.call(h).MoveToOuterDisposeScope();
     }
