@@ -67,6 +67,10 @@ internal sealed class MergePlan
             {
                 throw new PeftException($"Adapter {a} does not exist; adapters: {string.Join(", ", model.Configs.Keys)}");
             }
+            if (model.Configs[a] is LoraConfig { LoraBias: true })
+            {
+                throw new PeftException($"add_weighted_adapter does not combine lora_B biases (lora_bias=true in adapter '{a}')");
+            }
             if (model.Configs[a].UnknownKeys?.TryGetValue("target_parameters", out var tp) == true && tp.ValueKind != System.Text.Json.JsonValueKind.Null)
             {
                 throw new PeftException($"add_weighted_adapter does not support targeting nn.Parameter (problematic adapter '{a}')");

@@ -33,7 +33,10 @@ public sealed record LoraConfig : RsLoraKeysConfig
     [JsonPropertyName("fan_in_fan_out")]
     public bool FanInFanOut { get; init; }
 
-    /// <summary>A trainable bias on lora_B (PEFT's <c>lora_bias</c>).</summary>
+    /// <summary>
+    /// A trainable bias on lora_B (PEFT's <c>lora_bias</c>, saved as <c>lora_B.bias</c>): the branch is
+    /// <c>s·(B·A·x + b_B)</c>, and merging adds <c>s·b_B</c> to the base bias. Linear, Conv1D and Conv2d targets only.
+    /// </summary>
     [JsonPropertyName("lora_bias")]
     public bool LoraBias { get; init; }
 
@@ -85,9 +88,14 @@ public sealed record LoraConfig : RsLoraKeysConfig
             throw new ConfigException($"bias must be \"none\", \"all\" or \"lora_only\", got \"{Bias}\"");
         }
         PatternKeys.ValidateRanks(RankPattern);
-        if (LoraBias)
+        if (LoraBias && InitLoraWeights.Method is not null)
         {
-            throw new ConfigException("lora_bias: a bias on lora_B is not supported yet in PeftSharp");
+            throw new ConfigException(
+                $"lora_bias=true works only with init_lora_weights true or false (as in PEFT), got \"{InitLoraWeights.Method}\"");
+        }
+        if (LoraBias && UseDora)
+        {
+            throw new ConfigException("lora_bias=true is not supported with DoRA (use_dora), as in PEFT");
         }
         InitLoraWeights.Validate();
     }

@@ -33,6 +33,19 @@ internal static class LoraInit
         nn.init.zeros_(b);
     }
 
+    /// <summary>
+    /// The lora_B bias of <c>lora_bias</c>: zero with <c>init_lora_weights=true</c> (PEFT's reset), the layer's own
+    /// uniform init with false (PEFT leaves it). No-op without a bias.
+    /// </summary>
+    public static void BiasOfB(Tensor? bias, InitLoraWeights init)
+    {
+        if (bias is not null && init.Flag != false)
+        {
+            using var _ = torch.no_grad();
+            nn.init.zeros_(bias);
+        }
+    }
+
     /// <summary>Embedding LoRA is initialised the other way round (PEFT): A = 0, B ~ N(0, 1); with false both are N(0, 1).</summary>
     public static void Embedding(Tensor a, Tensor b, InitLoraWeights init)
     {

@@ -25,8 +25,9 @@ public sealed partial class LoraLayer
         for (var k = 0; k < adapters.Count; k++)
         {
             var name = adapters[k];
-            // Plain LoRA only: a variant (DoRA) has its own forward, and a live dropout draws a mask per adapter call.
-            if (_variants.ContainsKey(name) || DropsInput(name))
+            // Plain LoRA only: a variant (DoRA) has its own forward, a live dropout draws a mask per adapter call, and a
+            // lora_B bias is not in the gathered factors.
+            if (_variants.ContainsKey(name) || DropsInput(name) || _configs[name].LoraBias)
             {
                 return null;
             }

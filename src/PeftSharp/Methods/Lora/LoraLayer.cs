@@ -53,6 +53,10 @@ public sealed partial class LoraLayer : AdapterLayer
         switch (Base.Kind)
         {
             case BaseLayerKind.Embedding:
+                if (c.LoraBias)
+                {
+                    throw new PeftException("lora_bias=true is not supported on an Embedding (as in PEFT); target Linear or Conv layers");
+                }
                 var ea = new Parameter(torch.empty(r, Base.InFeatures, dtype: dtype, device: device));
                 var eb = new Parameter(torch.empty(Base.OutFeatures, r, dtype: dtype, device: device));
                 LoraInit.Embedding(ea, eb, c.InitLoraWeights);
@@ -70,14 +74,15 @@ public sealed partial class LoraLayer : AdapterLayer
                 var convA = nn.Conv2d(Base.InFeatures, r, (conv.kernel_size[0], conv.kernel_size[1]), stride: (conv.stride[0], conv.stride[1]),
                     padding: (pad[0], pad[1]), dilation: (conv.dilation[0], conv.dilation[1]), padding_mode: conv.padding_mode,
                     bias: false, device: device, dtype: dtype);
-                var convB = nn.Conv2d(r, Base.OutFeatures, 1, bias: false, device: device, dtype: dtype);
+                var convB = nn.Conv2d(r, Base.OutFeatures, 1, bias: c.LoraBias, device: device, dtype: dtype);
                 LoraInit.Standard(convA.weight!, convB.weight!, c.InitLoraWeights, r);
+                LoraInit.BiasOfB(convB.bias, c.InitLoraWeights);
                 _loraA.Set(adapterName, convA);
                 _loraB.Set(adapterName, convB);
                 break;
             default:
                 var a = nn.Linear(Base.InFeatures, r, hasBias: false, device: device, dtype: dtype);
-                var b = nn.Linear(r, Base.OutFeatures, hasBias: false, device: device, dtype: dtype);
+                var b = nn.Linear(r, Base.OutFeatures, hasBias: c.LoraBias, device: device, dtype: dtype);
                 if (c.InitLoraWeights.IsPissa)
                 {
                     LoraInit.Pissa(Base, a.weight!, b.weight!, r, c.Scaling, c.InitLoraWeights.PissaNiter);
@@ -90,6 +95,7 @@ public sealed partial class LoraLayer : AdapterLayer
                 {
                     LoraInit.Standard(a.weight!, b.weight!, c.InitLoraWeights, r);
                 }
+                LoraInit.BiasOfB(b.bias, c.InitLoraWeights);
                 _loraA.Set(adapterName, a);
                 _loraB.Set(adapterName, b);
                 break;
@@ -195,16 +201,21 @@ public sealed partial class LoraLayer : AdapterLayer
     public override Tensor? DeltaWeight(string adapterName) =>
         _variants.TryGetValue(adapterName, out var variant) ? variant.EffectiveDelta(this, adapterName) : LoraDelta(adapterName);
 
+    /// <summary>With <c>lora_bias</c>: <c>s·b_B</c>, what merging adds to the base bias; otherwise null.</summary>
+    public override Tensor? DeltaBias(string adapterName) =>
+        _configs[adapterName].LoraBias ? BiasOfB(adapterName) * _configs[adapterName].Scaling : null;
+
     protected override void MergeInto(string adapterName)
     {
         if (_variants.TryGetValue(adapterName, out var variant))
         {
             variant.Merge(this, adapterName);
+            return;
         }
-        else
-        {
-            base.MergeInto(adapterName);
-        }
+        // Checked before the weight changes, so a failed merge leaves the layer as it was.
+        var baseBias = _configs[adapterName].LoraBias ? BaseBiasForMerge(adapterName) : null;
+        base.MergeInto(adapterName);
+        AddToBaseBias(adapterName, baseBias, 1.0);
     }
 
     protected override void UnmergeFrom(string adapterName)
@@ -212,19 +223,52 @@ public sealed partial class LoraLayer : AdapterLayer
         if (_variants.TryGetValue(adapterName, out var variant))
         {
             variant.Unmerge(this, adapterName);
+            return;
         }
-        else
-        {
-            base.UnmergeFrom(adapterName);
-        }
+        var baseBias = _configs[adapterName].LoraBias ? BaseBiasForMerge(adapterName) : null;
+        base.UnmergeFrom(adapterName);
+        AddToBaseBias(adapterName, baseBias, -1.0);
     }
+
+    private Parameter BaseBiasForMerge(string adapterName) => Base.Bias ?? throw new PeftException(
+        $"LoRA adapter '{adapterName}' has lora_bias=true but its base layer has no bias: it cannot be merged (as in PEFT)");
+
+    private void AddToBaseBias(string adapterName, Parameter? baseBias, double sign)
+    {
+        if (baseBias is null)
+        {
+            return;
+        }
+        using var _ = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        baseBias.add_((BiasOfB(adapterName) * (sign * _configs[adapterName].Scaling)).to(baseBias.dtype));
+    }
+
+    private Tensor BiasOfB(string adapterName) => _loraB[adapterName] switch
+    {
+        Linear l => l.bias!,
+        Conv2d c => c.bias!,
+        var m => throw new PeftException($"unexpected LoRA factor module {m.GetType().Name}"),
+    };
 
     public override IReadOnlyDictionary<string, Tensor> AdapterTensors(string adapterName)
     {
         var (keyA, keyB) = FactorKeys(Base.Kind);
         return WithVariant(adapterName, Base.Kind == BaseLayerKind.Embedding
             ? new Dictionary<string, Tensor> { [keyA] = _embeddingA[adapterName], [keyB] = _embeddingB[adapterName] }
-            : new Dictionary<string, Tensor> { [keyA] = WeightOf(_loraA[adapterName]), [keyB] = WeightOf(_loraB[adapterName]) });
+            : WithLoraBias(adapterName, new Dictionary<string, Tensor> { [keyA] = WeightOf(_loraA[adapterName]), [keyB] = WeightOf(_loraB[adapterName]) }));
+    }
+
+    /// <summary>PEFT's name of the lora_B bias (<c>lora_bias</c>), relative to the layer.</summary>
+    public const string LoraBiasKey = "lora_B.bias";
+
+    private Dictionary<string, Tensor> WithLoraBias(string adapterName, Dictionary<string, Tensor> tensors)
+    {
+        if (_configs[adapterName].LoraBias)
+        {
+            tensors[LoraBiasKey] = BiasOfB(adapterName);
+        }
+        return tensors;
     }
 
     /// <summary>
