@@ -98,7 +98,30 @@ public sealed record LoraConfig : RsLoraKeysConfig
             throw new ConfigException("lora_bias=true is not supported with DoRA (use_dora), as in PEFT");
         }
         InitLoraWeights.Validate();
+        foreach (var key in s_unsupportedKeys)
+        {
+            if (UnknownKeys?.TryGetValue(key, out var value) == true && IsSet(value))
+            {
+                throw new ConfigException(
+                    $"\"{key}\": {value.GetRawText()} is not supported by PeftSharp; the adapter would not compute what PEFT computes with it");
+            }
+        }
     }
+
+    // PEFT LoraConfig keys that change what the adapter computes when set; ignoring one would load silently wrong.
+    private static readonly string[] s_unsupportedKeys =
+    [
+        "layer_replication", "trainable_token_indices", "target_parameters", "alora_invocation_tokens", "use_qalora",
+        "use_bdlora", "arrow_config", "kasa_config", "monteclora_config",
+    ];
+
+    private static bool IsSet(JsonElement value) => value.ValueKind switch
+    {
+        JsonValueKind.Null or JsonValueKind.False or JsonValueKind.Undefined => false,
+        JsonValueKind.Array => value.GetArrayLength() > 0,
+        JsonValueKind.Object => value.EnumerateObject().Any(),
+        _ => true,
+    };
 }
 
 /// <summary>PEFT's <c>init_lora_weights</c>: a bool or a method name.</summary>
@@ -131,7 +154,9 @@ public sealed record InitLoraWeights(bool? Flag, string? Method)
 
     internal void Validate()
     {
-        if (Method is null or "gaussian" or "pissa" or "olora")
+        // "eva": PEFT's layer init only zeroes B (EVA's data-driven A is a separate initialize_lora_eva_weights call),
+        // so a fresh adapter starts as the default init and a saved one loads as any LoRA.
+        if (Method is null or "gaussian" or "pissa" or "olora" or "orthogonal" or "eva")
         {
             return;
         }
@@ -139,7 +164,9 @@ public sealed record InitLoraWeights(bool? Flag, string? Method)
         {
             return;
         }
-        throw new ConfigException($"init_lora_weights \"{Method}\" is not supported (true, false, \"gaussian\", \"pissa\", \"pissa_niter_K\", \"olora\")");
+        throw new ConfigException(
+            $"init_lora_weights \"{Method}\" is not supported (true, false, \"gaussian\", \"pissa\", \"pissa_niter_K\", \"olora\", "
+            + "\"orthogonal\", \"eva\"); LoftQ, CorDA and LoRA-GA rewrite the base weights from data PeftSharp does not have");
     }
 
     private sealed class InitLoraWeightsConverter : JsonConverter<InitLoraWeights>

@@ -22,6 +22,11 @@ internal static class LoraInit
             nn.init.kaiming_uniform_(b, Math.Sqrt(5));
             return;
         }
+        if (init.Method == "orthogonal")
+        {
+            Orthogonal(a, b, rank);
+            return;
+        }
         if (init.Method == "gaussian")
         {
             nn.init.normal_(a, 0, 1.0 / rank);
@@ -31,6 +36,29 @@ internal static class LoraInit
             nn.init.kaiming_uniform_(a, Math.Sqrt(5));
         }
         nn.init.zeros_(b);
+    }
+
+    /// <summary>
+    /// PEFT's <c>"orthogonal"</c> init (Linear only, even r): Q from the QR of an r×r Gaussian; A = (G₁·Q_odd)ᵀ/10 and
+    /// B = G₂ᵀ·Q_even/10 with Gaussian G₁ [in, r/2], G₂ [r/2, out]. Q's odd and even rows are orthogonal, so B·A = 0 and
+    /// the output starts at the base, while neither factor is zero.
+    /// </summary>
+    private static void Orthogonal(Tensor a, Tensor b, int rank)
+    {
+        if (a.dim() != 2)
+        {
+            throw new PeftException("init_lora_weights \"orthogonal\" is for Linear layers only (as in PEFT)");
+        }
+        if (rank % 2 != 0)
+        {
+            throw new ConfigException($"init_lora_weights \"orthogonal\" needs an even r, got {rank} (as in PEFT)");
+        }
+        using var scope = torch.NewDisposeScope();
+        var (q, _) = torch.linalg.qr(torch.randn(rank, rank, dtype: ScalarType.Float32));
+        var odd = q.index(TensorIndex.Slice(0, null, 2));
+        var even = q.index(TensorIndex.Slice(1, null, 2));
+        a.copy_(torch.randn(a.shape[1], rank / 2).mm(odd).t() / 10.0);
+        b.copy_(torch.randn(rank / 2, b.shape[0]).t().mm(even) / 10.0);
     }
 
     /// <summary>
