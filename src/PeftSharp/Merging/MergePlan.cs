@@ -71,10 +71,6 @@ internal sealed class MergePlan
             {
                 throw new PeftException($"add_weighted_adapter does not combine lora_B biases (lora_bias=true in adapter '{a}')");
             }
-            if (model.Configs[a].UnknownKeys?.TryGetValue("target_parameters", out var tp) == true && tp.ValueKind != System.Text.Json.JsonValueKind.Null)
-            {
-                throw new PeftException($"add_weighted_adapter does not support targeting nn.Parameter (problematic adapter '{a}')");
-            }
         }
         var shared = model.SavedModules().Where(w => adapters.Count(w.Wrapper.Has) > 1).ToList();
         if (shared.Count > 0)

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using PeftSharp.Core;
 using PeftSharp.Merging;
 using PeftSharp.Methods.Lora;
@@ -109,14 +108,6 @@ public class AddWeightedAdapterErrorTests
         // One source with it is fine: the merged adapter gets its own copy of the original module, as PEFT does.
         AdapterMerging.AddWeightedAdapter(peft, ["a", "c"], [1, 1], "ac", new CombinationOptions { Type = CombinationType.Cat });
         Assert.Contains(peft.SavedModules(), w => w.Wrapper.Has("ac"));
-    }
-
-    [Fact]
-    public void Target_parameters_are_refused()
-    {
-        var withParameters = Q() with { UnknownKeys = new Dictionary<string, JsonElement> { ["target_parameters"] = JsonDocument.Parse("[\"w\"]").RootElement } };
-        var peft = Nested(("a", withParameters), ("b", Q()));
-        Assert.Contains("does not support targeting nn.Parameter (problematic adapter 'a')", Fails(peft, ["a", "b"], [1, 1], new CombinationOptions()));
     }
 
     [Fact]
