@@ -60,6 +60,10 @@ internal sealed record AdapterReport(string Folder, string PeftType, string Meth
             throw new ConfigException($"{Path.Combine(folder, PeftAdapterFiles.ConfigFileName)}: unknown peft_type \"{peftType}\"");
         }
         using var file = PeftAdapterFiles.OpenWeights(folder);
+        if (method is not null && PeftAdapterFiles.ReadConfig(folder) is Methods.Lora.LoraConfig lora)
+        {
+            Methods.Lora.LoraFileCheck.Check(lora, file.Entries, file.Path);
+        }
         var tensors = file.Entries.Select(e => (e.Name, e.DType.ToString(), e.Shape)).ToList();
         return new AdapterReport(folder, peftType, method?.Name ?? peftType.ToLowerInvariant() + " (not implemented in PeftSharp yet)", json, tensors);
     }

@@ -32,7 +32,7 @@ public static class RankTruncation
         var layers = model.modules().OfType<AdapterLayer>().Where(l => l is IRankTruncatable).ToList();
         if (layers.Count == 0)
         {
-            throw new PeftException("no adapter of this model can be evaluated at another rank (a rank-nested method such as DyLoRA is needed)");
+            throw new PeftException("no adapter of this model can be evaluated with another rank (a rank-nested method such as DyLoRA is needed)");
         }
         foreach (var layer in layers)
         {

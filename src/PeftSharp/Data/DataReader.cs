@@ -137,7 +137,7 @@ public static class DataReader
         }
         catch (JsonException e)
         {
-            var at = e.BytePositionInLine is long b ? $" at byte {b + 1}" : "";
+            var at = e.BytePositionInLine is long b ? $" (byte {b + 1})" : "";
             var message = e.Message;
             int cut = message.IndexOf(" LineNumber:", StringComparison.Ordinal);
             return (null, $"invalid JSON{at}: {(cut > 0 ? message[..cut] : message)}");

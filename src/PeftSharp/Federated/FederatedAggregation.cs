@@ -174,7 +174,7 @@ public static class FederatedAggregation
             }
             if (c.DataSize <= 0)
             {
-                throw new PeftException($"client '{c.ClientId}' has data size {c.DataSize}; every client needs at least one training example (its weight is n_k / Σn)");
+                throw new PeftException($"client '{c.ClientId}' has data size {c.DataSize}; every client needs one training example or more (its weight is n_k / Σn)");
             }
             if (!string.Equals(c.BaseModel, first.BaseModel, StringComparison.Ordinal))
             {

@@ -38,7 +38,7 @@ public sealed class Generator
         options.Validate();
         if (prompts.Count == 0 || prompts.Any(p => p.Count == 0))
         {
-            throw new PeftException("Generator: every prompt needs at least one token (e.g. BOS)");
+            throw new PeftException("Generator: every prompt needs one token or more (e.g. BOS)");
         }
         var batch = prompts.Count;
         var outputs = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();

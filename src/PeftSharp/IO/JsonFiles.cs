@@ -46,7 +46,7 @@ public static class JsonFiles
     public static JsonObject ReadObject(string path)
     {
         var node = ReadNode(path);
-        return node as JsonObject ?? throw new ConfigException($"{path}: expected a JSON object at the top level, found {node.GetValueKind()}");
+        return node as JsonObject ?? throw new ConfigException($"{path}: the top level must be a JSON object, found {node.GetValueKind()}");
     }
 
     private static ReadOnlyMemory<byte> ReadUtf8(string path)
@@ -69,7 +69,7 @@ public static class JsonFiles
         if (invalidAt >= 0)
         {
             var (line, column) = LineAndColumn(body.Span[..invalidAt]);
-            throw new ConfigException($"{path}: not UTF-8: invalid byte 0x{body.Span[invalidAt]:X2} at line {line}, column {column} (byte {invalidAt})");
+            throw new ConfigException($"{path}: not UTF-8: invalid byte 0x{body.Span[invalidAt]:X2} on line {line}, column {column} (byte {invalidAt})");
         }
         return body;
     }
@@ -97,7 +97,9 @@ public static class JsonFiles
     private static ConfigException Malformed(string path, JsonException e)
     {
         // JsonException counts lines and bytes from 0.
-        var where = e.LineNumber is { } line ? $" at line {line + 1}, position {e.BytePositionInLine + 1}" : "";
-        return new ConfigException($"{path}: malformed JSON{where}: {e.Message}", e);
+        var where = e.LineNumber is { } line ? $" (line {line + 1}, position {e.BytePositionInLine + 1})" : "";
+        // The parser's own message repeats the position as "LineNumber: … | BytePositionInLine: …".
+        var cut = e.Message.IndexOf(" LineNumber:", StringComparison.Ordinal);
+        return new ConfigException($"{path}: malformed JSON{where}: {(cut > 0 ? e.Message[..cut] : e.Message)}", e);
     }
 }

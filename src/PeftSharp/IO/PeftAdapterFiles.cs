@@ -25,7 +25,7 @@ public static class PeftAdapterFiles
         {
             if (model.AdapterLayers().FirstOrDefault(l => l.Layer.AdapterNames.Contains(name) && l.Layer.IsRankPadded(name)) is { Layer: not null } padded)
             {
-                throw new PeftException($"adapter '{name}' is rank-padded for hot-swapping at '{padded.Name}' (PrepareForHotSwap); its padded tensors do not match its config, so it is not saved");
+                throw new PeftException($"adapter '{name}' is rank-padded for hot-swapping in '{padded.Name}' (PrepareForHotSwap); its padded tensors do not match its config, so it is not saved");
             }
             var folder = name == DefaultAdapterName ? directory : Path.Combine(directory, name);
             var tensors = model.AdapterStateDict(name)

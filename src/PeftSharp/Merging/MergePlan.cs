@@ -44,7 +44,7 @@ internal sealed class MergePlan
     {
         if (adapters.Count == 0)
         {
-            throw new PeftException("no adapters to merge: give at least one adapter name");
+            throw new PeftException("no adapters to merge: give one adapter name or more");
         }
         if (weights.Count != adapters.Count)
         {

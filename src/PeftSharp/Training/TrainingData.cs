@@ -136,7 +136,7 @@ public abstract class TrainingData
             {
                 if (!_enumerator.MoveNext())
                 {
-                    throw new PeftException($"cannot resume at batch {position.Index} of the data stream: it ends after {i} batches");
+                    throw new PeftException($"cannot resume from batch {position.Index} of the data stream: it ends after {i} batches");
                 }
             }
             Position = position;

@@ -37,7 +37,7 @@ public class JsonFilesTests
         File.WriteAllBytes(path, Encoding.Latin1.GetBytes("{\n \"name\": \"Zürich\"\n}"));
         var e = Assert.Throws<ConfigException>(() => JsonFiles.ReadNode(path));
         Assert.Contains(path, e.Message);
-        Assert.Contains("not UTF-8: invalid byte 0xFC at line 2, column 12", e.Message);
+        Assert.Contains("not UTF-8: invalid byte 0xFC on line 2, column 12", e.Message);
     }
 
     [Fact]
@@ -58,7 +58,7 @@ public class JsonFilesTests
         Assert.Contains(path, Assert.Throws<ConfigException>(() => JsonFiles.ReadObject(path)).Message);
         Assert.Throws<ConfigException>(() => JsonFiles.ReadDocument(path));
         File.WriteAllText(path, "[1, 2]");
-        Assert.Contains("expected a JSON object", Assert.Throws<ConfigException>(() => JsonFiles.ReadObject(path)).Message);
+        Assert.Contains("the top level must be a JSON object", Assert.Throws<ConfigException>(() => JsonFiles.ReadObject(path)).Message);
         File.WriteAllText(path, "null");
         Assert.Contains("null", Assert.Throws<ConfigException>(() => JsonFiles.ReadNode(path)).Message);
         var missing = dir.File("absent.json");

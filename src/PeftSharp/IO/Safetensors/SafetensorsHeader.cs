@@ -137,7 +137,7 @@ internal sealed class SafetensorsHeader
             var n = RandomAccess.Read(handle, buffer[done..], offset + done);
             if (n == 0)
             {
-                throw Fail(path, $"file ended at byte {offset + done} while reading {buffer.Length} bytes at {offset} (was it truncated while open?)");
+                throw Fail(path, $"file ended after byte {offset + done} while reading {buffer.Length} bytes from offset {offset} (was it truncated while open?)");
             }
             done += n;
         }
@@ -291,7 +291,7 @@ internal sealed class SafetensorsHeader
             }
             if (e.Begin < covered)
             {
-                throw Fail(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] overlap another tensor's bytes (which end at {covered})");
+                throw Fail(path, $"tensor '{e.Name}': data_offsets [{e.Begin}, {e.End}] overlap another tensor's bytes (which end with byte {covered})");
             }
             covered = e.End;
         }

@@ -39,7 +39,7 @@ public sealed class DyLoraLayer : LoraFactorsLayer, IRankTruncatable
         }
         if (MergedAdapters.Contains(adapterName) && (rank ?? max) != _mergedRank[adapterName])
         {
-            throw new PeftException($"DyLoRA adapter '{adapterName}' is merged at rank {_mergedRank[adapterName]}; unmerge it before changing the rank");
+            throw new PeftException($"DyLoRA adapter '{adapterName}' is merged with rank {_mergedRank[adapterName]}; unmerge it before changing the rank");
         }
         if (rank is int r)
         {

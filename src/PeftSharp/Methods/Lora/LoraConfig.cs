@@ -103,7 +103,7 @@ public sealed record LoraConfig : RsLoraKeysConfig
             if (UnknownKeys?.TryGetValue(key, out var value) == true && IsSet(value))
             {
                 throw new ConfigException(
-                    $"\"{key}\": {value.GetRawText()} is not supported by PeftSharp; the adapter would not compute what PEFT computes with it");
+                    $"\"{key}\": {JsonSerializer.Serialize(value)} is not supported by PeftSharp; the adapter would not compute what PEFT computes with it");
             }
         }
     }

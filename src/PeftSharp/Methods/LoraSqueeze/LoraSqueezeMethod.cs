@@ -33,7 +33,7 @@ public sealed class LoraSqueezeMethod : IAdapterMethod, ITrainingHooksProvider
         {
             return c.AsLora(ranks.Count == 0 ? c.Rank : ranks[0]);
         }
-        throw new PeftException($"lora_squeeze adapter '{adapterName}' has layers at different ranks ({string.Join(", ", ranks.Distinct())}); the squeeze schedule is global, so this is a bug");
+        throw new PeftException($"lora_squeeze adapter '{adapterName}' has layers of different ranks ({string.Join(", ", ranks.Distinct())}); the squeeze schedule is global, so this is a bug");
     }
 }
 

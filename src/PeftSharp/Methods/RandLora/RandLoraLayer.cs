@@ -52,7 +52,7 @@ public sealed class RandLoraLayer : AdapterLayer
         {
             throw new PeftException(
                 $"RandLoRA adapter '{adapterName}': shared bases randlora_A [{string.Join(", ", bases.A.shape)}] / randlora_B [{string.Join(", ", bases.B.shape)}] " +
-                $"cannot serve a layer with in_features {Base.InFeatures}, out_features {Base.OutFeatures} at r = {c.Rank} ({n} bases)");
+                $"cannot serve a layer with in_features {Base.InFeatures}, out_features {Base.OutFeatures} with r = {c.Rank} ({n} bases)");
         }
         var device = Base.Device;
         var dtype = Base.DType;

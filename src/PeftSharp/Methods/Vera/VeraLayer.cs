@@ -40,7 +40,7 @@ public sealed class VeraLayer : AdapterLayer
         {
             throw new PeftException(
                 $"VeRA adapter '{adapterName}': shared projections vera_A [{projections.Rank}, {projections.MaxIn}] / vera_B [{projections.MaxOut}, {projections.Rank}] " +
-                $"cannot serve a layer with in_features {Base.InFeatures}, out_features {Base.OutFeatures} at r = {c.Rank}");
+                $"cannot serve a layer with in_features {Base.InFeatures}, out_features {Base.OutFeatures} with r = {c.Rank}");
         }
         var device = Base.Device;
         var dtype = Base.DType;

@@ -32,7 +32,7 @@ public static class AttentionMasks
     {
         if (slidingWindow is int w && (w < 1 || !causal))
         {
-            throw new PeftException($"a sliding window needs a causal mask and at least 1 position, got {w}");
+            throw new PeftException($"a sliding window needs a causal mask and a window of 1 position or more, got {w}");
         }
         using var scope = torch.NewDisposeScope();
         var keyLength = pastLength + queryLength;

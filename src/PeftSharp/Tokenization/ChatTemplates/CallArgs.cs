@@ -23,7 +23,7 @@ internal sealed class CallArgs
     {
         if (Positional.Count > names.Length)
         {
-            throw new TemplateError($"{function}() takes at most {names.Length} argument(s), got {Positional.Count}");
+            throw new TemplateError($"{function}() takes {names.Length} argument(s) or fewer, got {Positional.Count}");
         }
         var bound = new object?[names.Length];
         Array.Fill(bound, Missing.Value);
@@ -97,7 +97,7 @@ internal sealed class LoopInfo(List<object?> items)
     {
         if (args.Positional.Count == 0)
         {
-            throw new TemplateError("loop.cycle() needs at least one argument");
+            throw new TemplateError("loop.cycle() needs one argument or more");
         }
         return args.Positional[Index0 % args.Positional.Count];
     }
