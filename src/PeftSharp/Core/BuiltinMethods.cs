@@ -29,8 +29,11 @@ internal static class BuiltinMethods
         registry.Add(new RandLoraMethod());
         registry.Add(new Methods.Hydra.HydraMethod());
         registry.Add(new Methods.LoraC.LoraCMethod());
+        registry.AddPreset(Methods.LoraC.LoraCMethod.DoraPreset);
         registry.Add(new Methods.ConvLora.ConvLoraMethod());
+        registry.AddPreset(Methods.ConvLora.ConvLoraMethod.DoraPreset);
         registry.Add(new Methods.CpLora.CpLoraMethod());
+        registry.AddPreset(Methods.CpLora.CpLoraMethod.DoraPreset);
         registry.Add(new Methods.TLora.TLoraMethod());
         registry.Add(new LoraXsMethod());
         registry.Add(new LoraSbMethod());

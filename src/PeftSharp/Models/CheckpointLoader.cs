@@ -62,8 +62,10 @@ internal static class CheckpointLoader
             var hint = missing.Count > 0 && newHead.Count == 0 && missing.All(n => model.OutputHeadNames.Any(h => n.StartsWith(h + ".", StringComparison.Ordinal)))
                 ? " (set ModelLoadOptions.AllowNewHead to start a new head)"
                 : "";
-            throw new ModelMismatchException(
-                $"{checkpoint.Folder}: checkpoint does not fit {model.Architecture}: {string.Join("; ", problems)}{hint}");
+            // The first few are enough to see the pattern (a wrong hidden_size lists every tensor otherwise).
+            const int Shown = 4;
+            var listed = string.Join("; ", problems.Take(Shown)) + (problems.Count > Shown ? $"; and {problems.Count - Shown} more" : "");
+            throw new ModelMismatchException($"{checkpoint.Folder}: checkpoint does not fit {model.Architecture}: {listed}{hint}");
         }
 
         using (torch.no_grad())

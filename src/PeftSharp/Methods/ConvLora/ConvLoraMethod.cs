@@ -5,6 +5,10 @@ namespace PeftSharp.Methods.ConvLora;
 /// <summary>Registry entry for convLoRA and, with <c>use_dora</c>, convDoRA (<c>CONV_LORA</c>; not in PEFT).</summary>
 public sealed class ConvLoraMethod : IAdapterMethod
 {
+    /// <summary><c>--method conv-dora</c>: this method with <c>use_dora</c>.</summary>
+    public static MethodPreset DoraPreset { get; } = new("conv-dora", ConvLoraConfig.Type,
+        "convDoRA: DoRA on the convLoRA kernel update (use_dora on CONV_LORA)", "r·k²·(C_in + C_out/groups) + C_out (Linear: r·(d_in + d_out) + d_out)", () => new ConvLoraConfig { UseDora = true });
+
     public string Name => "conv-lora";
 
     public string PeftType => ConvLoraConfig.Type;

@@ -62,6 +62,16 @@ public class MethodTrainingTests : IDisposable
         var defaults = MethodRegistry.Default.DefaultConfig(method);
         Assert.Equal(MethodRegistry.Default.ForConfig(defaults).ConfigForSave(defaults, [], "default").PeftType, config.PeftType);
         Assert.Contains("classifier", config.ModulesToSave ?? []);
+        // A preset is its method's config with some keys set (dora: use_dora): they must reach the saved file.
+        if (MethodRegistry.Default.Presets.FirstOrDefault(p => p.Name == method) is { } preset)
+        {
+            var saved = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(Path.Combine(output, "adapter_config.json")))!.AsObject();
+            var declared = System.Text.Json.Nodes.JsonNode.Parse(MethodRegistry.Default.SerializeConfig(preset.CreateConfig()))!.AsObject();
+            foreach (var key in new[] { "use_dora", "init_lora_weights" })
+            {
+                Assert.Equal(declared[key]?.ToJsonString(), saved[key]?.ToJsonString());
+            }
+        }
     }
 
     [Theory]
