@@ -47,5 +47,6 @@ internal static class BuiltinMethods
         registry.Add(new Methods.LoraSqueeze.LoraSqueezeMethod());
         registry.Add(new Methods.Sora.SoraMethod());
         registry.Add(new Methods.DyLora.DyLoraMethod());
+        registry.Add(new Methods.Ia3.Ia3Method());
     }
 }

@@ -133,6 +133,11 @@ public class MethodContractTests
         new("sora-random-init", t => new PeftSharp.Methods.Sora.SoraConfig { Rank = 2, InitLoraWeights = false, TargetModules = t }, l => 2 * (l.InFeatures + l.OutFeatures) + 2, IdentityAtInit: false),
         // DyLoRA: a plain r_max LoRA in parameters; merged and saved at the evaluation rank (the full rank here).
         new("dylora", t => new PeftSharp.Methods.DyLora.DyLoraConfig { Rank = 3, Alpha = 6, TargetModules = t }, l => 3 * (l.InFeatures + l.OutFeatures)),
+        // (IA)³: d_out per target, d_in on a feed-forward one (here the "left" branch); 1 at init, so exactly the base.
+        new("ia3", t => new PeftSharp.Methods.Ia3.Ia3Config { TargetModules = t, FeedforwardModules = TargetModules.Of() }, l => l.OutFeatures),
+        // With "left" feed-forward its vector is d_in long; left is d → d, so the count per layer is still d_out.
+        new("ia3-feedforward-left-random-init", t => new PeftSharp.Methods.Ia3.Ia3Config { TargetModules = t, FeedforwardModules = TargetModules.Of("left"), InitIa3Weights = false },
+            l => l.OutFeatures, IdentityAtInit: false),
         new("dylora-unfrozen-dropout", t => new PeftSharp.Methods.DyLora.DyLoraConfig { Rank = 4, Alpha = 4, FrozenPrefix = false, Dropout = 0.1, TargetModules = t }, l => 4 * (l.InFeatures + l.OutFeatures)),
     ];
 
