@@ -157,6 +157,17 @@ public class Ia3Tests
     }
 
     [Fact]
+    public void Add_weighted_adapter_refuses_ia3_adapters_with_a_clear_error()
+    {
+        var net = Net();
+        var peft = PeftModel.Create(net, Config(["up", "head"]), "a");
+        peft.AddAdapter("b", Config(["up", "head"]));
+        var e = Assert.ThrowsAny<PeftException>(() =>
+            PeftSharp.Merging.AdapterMerging.AddWeightedAdapter(peft, ["a", "b"], [0.5, 0.5], "ab", new PeftSharp.Merging.CombinationOptions()));
+        Assert.Contains("IA3", e.Message);
+    }
+
+    [Fact]
     public void Feedforward_modules_outside_target_modules_are_refused()
     {
         var e = Assert.Throws<ConfigException>(() => Config(["up"], "c_proj").Validate());

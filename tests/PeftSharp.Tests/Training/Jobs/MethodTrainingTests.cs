@@ -78,6 +78,7 @@ public class MethodTrainingTests : IDisposable
     [InlineData("lora", 5e-3)]
     [InlineData("dora", 5e-3)]
     [InlineData("vera", 1e-2)]
+    [InlineData("ia3", 1e-2)]
     public void Short_run_lowers_eval_loss(string method, double lr)
     {
         var result = FineTuneJob.Run(new FineTuneOptions
