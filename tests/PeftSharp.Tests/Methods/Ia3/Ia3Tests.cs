@@ -1,11 +1,8 @@
 using System.Text.Json.Nodes;
 using PeftSharp.Core;
-using PeftSharp.IO;
-using PeftSharp.IO.Safetensors;
 using PeftSharp.Methods.Ia3;
 using PeftSharp.Models;
 using PeftSharp.Models.Common;
-using PeftSharp.Tests.IO;
 using PeftSharp.Tests.Models;
 using PeftSharp.Tests.Support;
 using TorchSharp;
@@ -132,28 +129,8 @@ public class Ia3Tests
         using var _ = torch.no_grad();
         var x = torch.randn(4, 4);
         string[] rows = ["b", AdapterRouting.BaseName, "a", "b"];
-        Tensor mixed;
-        using (peft.UseAdapterPerRow(rows))
-        {
-            mixed = net.call(x);
-        }
-        for (var i = 0; i < rows.Length; i++)
-        {
-            Tensor alone;
-            if (rows[i] == AdapterRouting.BaseName)
-            {
-                using (peft.DisableAdapters())
-                {
-                    alone = net.call(x.narrow(0, i, 1));
-                }
-            }
-            else
-            {
-                peft.SetActiveAdapters(rows[i]);
-                alone = net.call(x.narrow(0, i, 1));
-            }
-            Assert.True(Weights.MaxAbsDiff(mixed.narrow(0, i, 1), alone) <= 1e-5, $"row {i}");
-        }
+        var mixed = RowByRow.Routed(peft, net, x, rows);
+        Assert.True(Weights.MaxAbsDiff(mixed, RowByRow.Run(peft, net, x, rows)) <= 1e-5);
     }
 
     [Fact]
@@ -196,30 +173,12 @@ public class Ia3Tests
             w.mul_(l);  // [out, 1] scales rows, [1, in] columns: the formula on the plain model's own weights
         }
         Assert.Equal(3 * 2, tensors.Count);
-        using var dir = new TempDir();
-        SafetensorsWriter.Save(dir.File("adapter_model.safetensors"), tensors);
-        File.WriteAllText(dir.File("adapter_config.json"), new JsonObject
+        var config = new JsonObject
         {
             ["peft_type"] = "IA3", ["task_type"] = "CAUSAL_LM", ["init_ia3_weights"] = true, ["fan_in_fan_out"] = false,
             ["target_modules"] = new JsonArray("k_proj", "v_proj", "down_proj"), ["feedforward_modules"] = new JsonArray("down_proj"),
-        }.ToJsonString());
-
+        };
         using var _g = torch.no_grad();
-        var expected = reference.Forward(ids, mask).Logits;
-        using var model = AutoModel.FromPretrained(fixture);
-        var peft = PeftAdapterFiles.FromPretrained(model, dir.Path);
-        var logits = model.Forward(ids, mask).Logits;
-        Assert.InRange(ModelFixtures.MaxAbsDiff(logits, expected), 0, 1e-5);
-
-        using var saved = new TempDir();
-        PeftAdapterFiles.Save(peft, saved.Path);
-        using (var file = SafetensorsFile.Open(saved.File("adapter_model.safetensors")))
-        {
-            Assert.Equal(tensors.Keys.Order(), file.Entries.Select(e => e.Name).Order());
-            Assert.All(tensors, kv => Assert.True(Weights.Exact(file.Read(kv.Key), kv.Value), kv.Key));
-        }
-        using var again = AutoModel.FromPretrained(fixture);
-        PeftAdapterFiles.FromPretrained(again, saved.Path);
-        Assert.True(Weights.Exact(again.Forward(ids, mask).Logits, logits));
+        PeftFolderCheck.LoadsAsExpectedAndRoundTrips(fixture, tensors, config, reference.Forward(ids, mask).Logits);
     }
 }

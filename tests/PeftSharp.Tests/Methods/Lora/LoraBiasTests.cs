@@ -1,12 +1,9 @@
 using System.Text.Json.Nodes;
 using PeftSharp.Core;
-using PeftSharp.IO;
-using PeftSharp.IO.Safetensors;
 using PeftSharp.Merging;
 using PeftSharp.Methods.Lora;
 using PeftSharp.Models;
 using PeftSharp.Models.Common;
-using PeftSharp.Tests.IO;
 using PeftSharp.Tests.Models;
 using PeftSharp.Tests.Support;
 using TorchSharp;
@@ -156,28 +153,8 @@ public class LoraBiasTests
         using var _ = torch.no_grad();
         var x = torch.randn(4, 4);
         string[] rows = ["a", "b", AdapterRouting.BaseName, "a"];
-        Tensor mixed;
-        using (peft.UseAdapterPerRow(rows))
-        {
-            mixed = net.call(x);
-        }
-        for (var i = 0; i < rows.Length; i++)
-        {
-            Tensor alone;
-            if (rows[i] == AdapterRouting.BaseName)
-            {
-                using (peft.DisableAdapters())
-                {
-                    alone = net.call(x.narrow(0, i, 1));
-                }
-            }
-            else
-            {
-                peft.SetActiveAdapters(rows[i]);
-                alone = net.call(x.narrow(0, i, 1));
-            }
-            Assert.True(Weights.MaxAbsDiff(mixed.narrow(0, i, 1), alone) <= 1e-5, $"row {i} ({rows[i]})");
-        }
+        var mixed = RowByRow.Routed(peft, net, x, rows);
+        Assert.True(Weights.MaxAbsDiff(mixed, RowByRow.Run(peft, net, x, rows)) <= 1e-5);
     }
 
     [Fact]
@@ -197,7 +174,6 @@ public class LoraBiasTests
         torch.manual_seed(16);
         var fixture = SharedPaths.Fixture("bases", "qwen2");
         var (ids, mask, _) = ModelFixtures.Inputs(SharedPaths.Fixture("inputs.json"));
-        using var dir = new TempDir();
         const double Scale = 4.0 / 2;
         // The folder a Python PEFT LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], lora_bias=True) saves.
         var tensors = new Dictionary<string, Tensor>(StringComparer.Ordinal);
@@ -216,32 +192,12 @@ public class LoraBiasTests
             w.add_(b.matmul(a) * Scale);
             Param(reference, module + ".bias").add_(bias * Scale);
         }
-        SafetensorsWriter.Save(dir.File("adapter_model.safetensors"), tensors);
         var config = new JsonObject
         {
             ["peft_type"] = "LORA", ["r"] = 2, ["lora_alpha"] = 4, ["lora_dropout"] = 0.0, ["target_modules"] = new JsonArray("q_proj"),
             ["lora_bias"] = true, ["bias"] = "none", ["task_type"] = "CAUSAL_LM", ["init_lora_weights"] = true,
         };
-        File.WriteAllText(dir.File("adapter_config.json"), config.ToJsonString());
-
         using var _g = torch.no_grad();
-        var expected = reference.Forward(ids, mask).Logits;
-        using var model = AutoModel.FromPretrained(fixture);
-        var peft = PeftAdapterFiles.FromPretrained(model, dir.Path);
-        var logits = model.Forward(ids, mask).Logits;
-        Assert.InRange(ModelFixtures.MaxAbsDiff(logits, expected), 0, 1e-5);
-
-        using var saved = new TempDir();
-        PeftAdapterFiles.Save(peft, saved.Path);
-        var written = JsonNode.Parse(File.ReadAllText(saved.File("adapter_config.json")))!;
-        Assert.True(written["lora_bias"]!.GetValue<bool>());
-        using (var file = SafetensorsFile.Open(saved.File("adapter_model.safetensors")))
-        {
-            Assert.Equal(tensors.Keys.Order(), file.Entries.Select(e => e.Name).Order());
-            Assert.All(tensors, kv => Assert.True(Weights.Exact(file.Read(kv.Key), kv.Value), kv.Key));
-        }
-        using var again = AutoModel.FromPretrained(fixture);
-        PeftAdapterFiles.FromPretrained(again, saved.Path);
-        Assert.True(Weights.Exact(again.Forward(ids, mask).Logits, logits));
+        PeftFolderCheck.LoadsAsExpectedAndRoundTrips(fixture, tensors, config, reference.Forward(ids, mask).Logits);
     }
 }

@@ -60,36 +60,9 @@ public class LoraMixedBatchTests
         }
     }
 
-    private static Tensor Routed(PeftModel peft, nn.Module<Tensor, Tensor> net, Tensor x, string[] rows)
-    {
-        using (peft.UseAdapterPerRow(rows))
-        {
-            return net.call(x);
-        }
-    }
+    private static Tensor Routed(PeftModel peft, nn.Module<Tensor, Tensor> net, Tensor x, string[] rows) => Support.RowByRow.Routed(peft, net, x, rows);
 
-    // Every row on its own (a batch of one) with its adapter active, or with adapters disabled for the base rows.
-    private static Tensor RowByRow(PeftModel peft, nn.Module<Tensor, Tensor> net, Tensor x, string[] rows)
-    {
-        var outputs = new Tensor[rows.Length];
-        for (var i = 0; i < rows.Length; i++)
-        {
-            var row = x.narrow(0, i, 1);
-            if (rows[i] == Base)
-            {
-                using (peft.DisableAdapters())
-                {
-                    outputs[i] = net.call(row);
-                }
-            }
-            else
-            {
-                peft.SetActiveAdapters(rows[i]);
-                outputs[i] = net.call(row);
-            }
-        }
-        return torch.cat(outputs);
-    }
+    private static Tensor RowByRow(PeftModel peft, nn.Module<Tensor, Tensor> net, Tensor x, string[] rows) => Support.RowByRow.Run(peft, net, x, rows);
 
     private static long[] BatchedCounts(PeftModel peft) => [.. peft.AdapterLayers().Select(l => l.Layer.BatchedRoutedForwards)];
 
