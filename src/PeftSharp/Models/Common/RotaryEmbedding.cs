@@ -5,13 +5,20 @@ using static TorchSharp.torch;
 namespace PeftSharp.Models.Common;
 
 /// <summary>
-/// <c>rope_scaling</c> of a Llama-family config. <see cref="Type"/> is <c>default</c>, <c>linear</c>, <c>dynamic</c> or
-/// <c>llama3</c> (transformers' <c>ROPE_INIT_FUNCTIONS</c> names); the other fields are read only by the types that use them.
+/// <c>rope_scaling</c> of a Llama-family config. <see cref="Type"/> is <c>default</c>, <c>linear</c>, <c>dynamic</c>,
+/// <c>llama3</c> or <c>yarn</c> (transformers' <c>ROPE_INIT_FUNCTIONS</c> names); the other fields are read only by the
+/// types that use them.
 /// </summary>
-public sealed record RopeScaling(string Type, double Factor = 1, double LowFreqFactor = 1, double HighFreqFactor = 4, int OriginalMaxPositionEmbeddings = 0)
+public sealed record RopeScaling(
+    string Type, double Factor = 1, double LowFreqFactor = 1, double HighFreqFactor = 4, int OriginalMaxPositionEmbeddings = 0,
+    double BetaFast = 32, double BetaSlow = 1, double? AttentionFactor = null)
 {
     /// <summary>The supported <c>rope_type</c> values.</summary>
-    public static IReadOnlyList<string> SupportedTypes { get; } = ["default", "linear", "dynamic", "llama3"];
+    public static IReadOnlyList<string> SupportedTypes { get; } = ["default", "linear", "dynamic", "llama3", "yarn"];
+
+    // YaRN keys whose meaning changed between transformers versions (4.48 ignores them; later versions derive the factor
+    // from original_max_position_embeddings and the attention factor from mscale): refused rather than guessed.
+    private static readonly string[] s_yarnVersionDependent = ["original_max_position_embeddings", "mscale", "mscale_all_dim", "truncate"];
 
     /// <summary>Reads <c>rope_scaling</c> (null or absent: plain RoPE). <c>rope_type</c> or the older <c>type</c> key names the type.</summary>
     public static RopeScaling Parse(ModelConfig config)
@@ -33,6 +40,10 @@ public sealed record RopeScaling(string Type, double Factor = 1, double LowFreqF
             return new RopeScaling(type);
         }
         var factor = Number(obj, "factor", config) ?? throw Missing("factor", config);
+        if (type == "yarn")
+        {
+            return ParseYarn(obj, factor, config);
+        }
         if (type != "llama3")
         {
             return new RopeScaling(type, factor);
@@ -43,6 +54,23 @@ public sealed record RopeScaling(string Type, double Factor = 1, double LowFreqF
             Number(obj, "low_freq_factor", config) ?? throw Missing("low_freq_factor", config),
             Number(obj, "high_freq_factor", config) ?? throw Missing("high_freq_factor", config),
             (int)(Number(obj, "original_max_position_embeddings", config) ?? throw Missing("original_max_position_embeddings", config)));
+    }
+
+    private static RopeScaling ParseYarn(JsonObject obj, double factor, ModelConfig config)
+    {
+        if (s_yarnVersionDependent.FirstOrDefault(k => obj[k] is not null) is { } key)
+        {
+            throw new ConfigException(
+                $"{config.Source}: rope_scaling.{key} (yarn) is not supported: transformers versions disagree on what it does");
+        }
+        if (factor < 1)
+        {
+            throw new ConfigException($"{config.Source}: rope_scaling.factor must be 1 or more for yarn, got {factor}");
+        }
+        return new RopeScaling("yarn", factor,
+            BetaFast: Number(obj, "beta_fast", config) ?? 32,
+            BetaSlow: Number(obj, "beta_slow", config) ?? 1,
+            AttentionFactor: Number(obj, "attention_factor", config));
     }
 
     private static double? Number(JsonObject obj, string key, ModelConfig config)
@@ -92,7 +120,11 @@ public sealed class RotaryEmbedding
         _scaling = scaling;
         _maxPositionEmbeddings = maxPositionEmbeddings;
         _baseInvFreq = ComputeInvFreq(theta);
+        // YaRN scales cos and sin ("attention_factor", default 0.1·ln(factor) + 1); 1 for every other type.
+        _attentionScaling = scaling.Type == "yarn" ? scaling.AttentionFactor ?? 0.1 * Math.Log(scaling.Factor) + 1.0 : 1.0;
     }
+
+    private readonly double _attentionScaling;
 
     /// <summary>
     /// cos and sin <c>[B, 1, T, D]</c> in <paramref name="dtype"/> for position ids <c>[B, T]</c>, computed in float32
@@ -106,8 +138,12 @@ public sealed class RotaryEmbedding
         // [B, T, 1] * [D/2] -> [B, T, D/2]; one product per entry, as transformers' K=1 matmul.
         var freqs = positionIds.to_type(ScalarType.Float32).unsqueeze(-1) * inv;
         var emb = torch.cat([freqs, freqs], -1).unsqueeze(1);
-        var cos = emb.cos().to_type(dtype);
-        var sin = emb.sin().to_type(dtype);
+        var (cos, sin) = (emb.cos(), emb.sin());
+        if (_attentionScaling != 1.0)
+        {
+            (cos, sin) = (cos * _attentionScaling, sin * _attentionScaling);
+        }
+        (cos, sin) = (cos.to_type(dtype), sin.to_type(dtype));
         return (cos.MoveToOuterDisposeScope(), sin.MoveToOuterDisposeScope());
     }
 
@@ -153,10 +189,30 @@ public sealed class RotaryEmbedding
             {
                 "linear" => inv / _scaling.Factor,
                 "llama3" => Llama3(inv),
+                "yarn" => Yarn(inv, theta),
                 _ => inv,
             };
         }
         return inv.data<float>().ToArray();
+    }
+
+    private Tensor Yarn(Tensor invFreq, double theta)
+    {
+        // transformers' _compute_yarn_parameters (the keys every version reads alike): dimensions that rotate fewer than
+        // beta_slow times over max_position_embeddings are interpolated (divided by the factor), those rotating more than
+        // beta_fast times kept, with a linear ramp between the two correction dimensions.
+        var s = _scaling;
+        double CorrectionDim(double rotations) =>
+            _headDim * Math.Log(_maxPositionEmbeddings / (rotations * 2 * Math.PI)) / (2 * Math.Log(theta));
+        var low = Math.Max(Math.Floor(CorrectionDim(s.BetaFast)), 0);
+        var high = Math.Min(Math.Ceiling(CorrectionDim(s.BetaSlow)), _headDim - 1);
+        if (low == high)
+        {
+            high += 0.001;
+        }
+        var ramp = ((torch.arange(_headDim / 2, dtype: ScalarType.Float32) - low) / (high - low)).clamp(0, 1);
+        var extrapolation = 1 - ramp;
+        return invFreq / s.Factor * (1 - extrapolation) + invFreq * extrapolation;
     }
 
     private Tensor Llama3(Tensor invFreq)
