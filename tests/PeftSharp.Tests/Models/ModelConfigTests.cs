@@ -47,10 +47,10 @@ public class ModelConfigTests
     {
         var c = ModelConfig.Parse("""
             {"model_type":"llama","architectures":["LlamaForCausalLM"],"vocab_size":16,"hidden_size":8,"intermediate_size":16,
-             "num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"rope_type":"yarn","factor":4}}
+             "num_hidden_layers":1,"num_attention_heads":2,"rope_scaling":{"rope_type":"longrope","factor":4}}
             """);
         var e = Assert.Throws<ConfigException>(() => AutoModel.FromConfig(c));
-        Assert.Contains("yarn", e.Message);
+        Assert.Contains("longrope", e.Message);
         Assert.Contains("llama3", e.Message);
     }
 }
