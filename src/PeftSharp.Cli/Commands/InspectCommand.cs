@@ -51,16 +51,17 @@ internal sealed record AdapterReport(string Folder, string PeftType, string Meth
         // still described from its raw keys and tensors (inspect needs no layer code).
         var (peftType, json) = PeftAdapterFiles.ReadConfigJson(folder);
         var method = MethodRegistry.Default.Find(peftType);
-        if (method is not null)
+        var config = method is null ? null : PeftAdapterFiles.ReadConfig(folder);
+        if (config is not null)
         {
-            json = JsonNode.Parse(MethodRegistry.Default.SerializeConfig(PeftAdapterFiles.ReadConfig(folder)))!.AsObject();
+            json = JsonNode.Parse(MethodRegistry.Default.SerializeConfig(config))!.AsObject();
         }
         else if (!PeftTypes.Known.Contains(peftType.ToUpperInvariant()))
         {
             throw new ConfigException($"{Path.Combine(folder, PeftAdapterFiles.ConfigFileName)}: unknown peft_type \"{peftType}\"");
         }
         using var file = PeftAdapterFiles.OpenWeights(folder);
-        if (method is not null && PeftAdapterFiles.ReadConfig(folder) is Methods.Lora.LoraConfig lora)
+        if (config is Methods.Lora.LoraConfig lora)
         {
             Methods.Lora.LoraFileCheck.Check(lora, file.Entries, file.Path);
         }

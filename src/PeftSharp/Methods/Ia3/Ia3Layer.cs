@@ -15,6 +15,7 @@ public sealed class Ia3Layer : AdapterLayer
 {
     private readonly AdapterParameterDict _l = new();
     private readonly Dictionary<string, bool> _feedforward = [];
+    private bool _isFeedforward;
 
     public Ia3Layer(BaseLayer baseLayer) : base(nameof(Ia3Layer), baseLayer)
     {
@@ -24,7 +25,7 @@ public sealed class Ia3Layer : AdapterLayer
     public override string PeftType => Ia3Config.Type;
 
     /// <summary>Whether the layer rescales its input (a feed-forward module) rather than its output.</summary>
-    public bool IsFeedforward => _feedforward.Count > 0 && _feedforward.Values.First();
+    public bool IsFeedforward => _isFeedforward;
 
     protected override void CreateAdapter(string adapterName, AdapterConfig config)
     {
@@ -40,6 +41,7 @@ public sealed class Ia3Layer : AdapterLayer
             : torch.randn(shape, dtype: Base.DType, device: Base.Device));
         _l.Set(adapterName, l);
         _feedforward[adapterName] = c.IsFeedforward;
+        _isFeedforward = c.IsFeedforward;
     }
 
     protected override void RemoveAdapter(string adapterName)
@@ -52,16 +54,18 @@ public sealed class Ia3Layer : AdapterLayer
     {
         // The input side needs the scale before the base layer runs: done here for the plain path (all active adapters
         // multiply, as PEFT's ia3_scaling); routing, merged and disabled cases keep the shared logic.
-        var unmerged = ActiveAdapters.Where(a => !MergedAdapters.Contains(a)).ToList();
-        if (!IsFeedforward || RowAdapters is not null || Disabled || unmerged.Count == 0)
+        if (!_isFeedforward || RowAdapters is not null || Disabled || ActiveAdapters.All(MergedAdapters.Contains))
         {
             return base.forward(x);
         }
         using var scope = torch.NewDisposeScope();
         var scaled = x;
-        foreach (var name in unmerged)
+        foreach (var name in ActiveAdapters)
         {
-            scaled = scaled * _l[name].flatten();
+            if (!MergedAdapters.Contains(name))
+            {
+                scaled = scaled * _l[name].flatten();
+            }
         }
         return Base.Module.call(scaled).MoveToOuterDisposeScope();
     }
@@ -74,22 +78,19 @@ public sealed class Ia3Layer : AdapterLayer
     public override Tensor? DeltaWeight(string adapterName)
     {
         var w = Base.OutInWeight();
-        return w * Scale(adapterName, w.dtype) - w;
+        return w * _l[adapterName].to(w.dtype) - w;
     }
 
     /// <summary><c>b ⊙ l − b</c> for a layer that scales its output and has a bias; otherwise null.</summary>
     public override Tensor? DeltaBias(string adapterName) =>
         _feedforward[adapterName] || Base.Bias is not { } b ? null : b * _l[adapterName].flatten().to(b.dtype) - b;
 
-    // l as a factor of the [out, in] weight: a column [out, 1] or a row [1, in].
-    private Tensor Scale(string adapterName, ScalarType dtype) => _l[adapterName].to(dtype);
-
     protected override void MergeInto(string adapterName)
     {
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var w = Base.OutInWeight().detach();
-        Base.SetFromOutIn(w * Scale(adapterName, w.dtype));
+        Base.SetFromOutIn(w * _l[adapterName].to(w.dtype));  // l [out, 1] scales rows, [1, in] columns
         if (!_feedforward[adapterName] && Base.Bias is { } bias)
         {
             bias.mul_(_l[adapterName].flatten().to(bias.dtype));
@@ -101,7 +102,7 @@ public sealed class Ia3Layer : AdapterLayer
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var w = Base.OutInWeight().detach();
-        Base.SetFromOutIn(w / (Scale(adapterName, w.dtype) + 1e-8));
+        Base.SetFromOutIn(w / (_l[adapterName].to(w.dtype) + 1e-8));
         if (!_feedforward[adapterName] && Base.Bias is { } bias)
         {
             bias.div_(_l[adapterName].flatten().to(bias.dtype) + 1e-8);

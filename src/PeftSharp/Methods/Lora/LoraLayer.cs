@@ -241,7 +241,7 @@ public sealed partial class LoraLayer : AdapterLayer
         }
         using var _ = torch.no_grad();
         using var scope = torch.NewDisposeScope();
-        baseBias.add_((BiasOfB(adapterName) * (sign * _configs[adapterName].Scaling)).to(baseBias.dtype));
+        baseBias.add_(DeltaBias(adapterName)!.to(baseBias.dtype), alpha: sign);
     }
 
     private Tensor BiasOfB(string adapterName) => _loraB[adapterName] switch

@@ -104,6 +104,7 @@ public sealed class RotaryEmbedding
     private readonly RopeScaling _scaling;
     private readonly int _maxPositionEmbeddings;
     private readonly float[] _baseInvFreq;
+    private readonly double _attentionScaling;
 
     /// <param name="headDim">Rotated dimension per head (even).</param>
     /// <param name="theta"><c>rope_theta</c>.</param>
@@ -123,8 +124,6 @@ public sealed class RotaryEmbedding
         // YaRN scales cos and sin ("attention_factor", default 0.1·ln(factor) + 1); 1 for every other type.
         _attentionScaling = scaling.Type == "yarn" ? scaling.AttentionFactor ?? 0.1 * Math.Log(scaling.Factor) + 1.0 : 1.0;
     }
-
-    private readonly double _attentionScaling;
 
     /// <summary>
     /// cos and sin <c>[B, 1, T, D]</c> in <paramref name="dtype"/> for position ids <c>[B, T]</c>, computed in float32
